@@ -1,0 +1,1 @@
+"""Collectors, one module per platform; importing this package registers the built-in kinds."""

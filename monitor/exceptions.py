@@ -1,0 +1,98 @@
+"""The one exception tree of monitor.
+
+Library errors (requests, PIL, SQLAlchemy, XML parsers, TensorFlow) are translated at the boundary
+where they happen (``raise X(...) from exc``) so callers deal with these types only::
+
+    MonitorError
+    ├── ConfigurationError          bad settings, bad flag values, unknown names
+    │   ├── UnknownSourceError
+    │   └── UnknownBrandError
+    ├── SourceError                 a source could not be collected
+    │   ├── SourceUnavailableError  transient: connection refused, timeout, HTTP 5xx/429 (retried)
+    │   │   └── RateLimitedError    HTTP 429 with the server's Retry-After
+    │   └── MalformedSourceError    the server answered, but not with a feed/listing we can read
+    ├── ImageError                  one image could not be used; stored as failed with the reason
+    │   ├── ImageFetchError         network, HTTP status, size cap, content type
+    │   │   ├── TransientImageFetchError  timeouts, 5xx: worth one more try
+    │   │   └── ImageURLRefusedError      not http(s)/file, or a private address not allowed
+    │   └── ImageDecodeError        not an image, truncated, too many pixels
+    ├── ModelError                  a model directory is missing, incomplete or incompatible
+    ├── DatasetError                a training/evaluation dataset cannot be read
+    └── StorageError                the database is unreachable or not migrated
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base of every error monitor raises on purpose."""
+
+
+class ConfigurationError(MonitorError):
+    """A setting, option or name given by the user is not valid."""
+
+
+class UnknownSourceError(ConfigurationError):
+    """No source has the given name."""
+
+
+class UnknownBrandError(ConfigurationError):
+    """The brand is not one the model knows or the database holds."""
+
+    def __init__(self, brand: str, known: list[str]) -> None:
+        listing = ", ".join(sorted(known)) if known else "none yet"
+        super().__init__(f"unknown brand {brand!r}; known brands: {listing}")
+        self.brand = brand
+        self.known = known
+
+
+class SourceError(MonitorError):
+    """A source could not be collected; the reason is recorded on the source."""
+
+
+class SourceUnavailableError(SourceError):
+    """The source is unreachable or answered with a server error; trying later may work."""
+
+
+class RateLimitedError(SourceUnavailableError):
+    """The server asked us to slow down (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class MalformedSourceError(SourceError):
+    """The source answered with something that is not a feed or listing we can read."""
+
+
+class ImageError(MonitorError):
+    """One image could not be fetched or decoded."""
+
+
+class ImageFetchError(ImageError):
+    """The image bytes could not be fetched within the limits."""
+
+
+class TransientImageFetchError(ImageFetchError):
+    """A timeout or server error while fetching; another try may succeed."""
+
+
+class ImageURLRefusedError(ImageFetchError):
+    """The URL's scheme or address is not allowed by the configuration."""
+
+
+class ImageDecodeError(ImageError):
+    """The bytes are not a usable image (corrupt, truncated, too large, wrong type)."""
+
+
+class ModelError(MonitorError):
+    """A model directory is missing, incomplete or incompatible."""
+
+
+class DatasetError(MonitorError):
+    """A dataset for training or evaluation cannot be read."""
+
+
+class StorageError(MonitorError):
+    """The database is unreachable or its schema is not at the expected revision."""
