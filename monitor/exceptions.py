@@ -18,7 +18,8 @@ where they happen (``raise X(...) from exc``) so callers deal with these types o
     │   └── ImageDecodeError        not an image, truncated, too many pixels
     ├── ModelError                  a model directory is missing, incomplete or incompatible
     ├── DatasetError                a training/evaluation dataset cannot be read
-    └── StorageError                the database is unreachable or not migrated
+    ├── StorageError                the database is unreachable or not migrated
+    └── QueueError                  the broker is unreachable (the work stays stored)
 """
 
 from __future__ import annotations
@@ -96,3 +97,7 @@ class DatasetError(MonitorError):
 
 class StorageError(MonitorError):
     """The database is unreachable or its schema is not at the expected revision."""
+
+
+class QueueError(MonitorError):
+    """The broker cannot be reached; stored work is re-queued later by ``monitor requeue``."""

@@ -69,7 +69,9 @@ def get_kind(name: str) -> CollectorKind:
     """The kind called ``name``, or a ConfigurationError listing the known kinds."""
     kinds = known_kinds()
     if name not in kinds:
-        raise ConfigurationError(f"unknown source kind {name!r}; known kinds: {', '.join(sorted(kinds))}")
+        raise ConfigurationError(
+            f"unknown source kind {name!r}; known kinds: {', '.join(sorted(kinds))}"
+        )
     return kinds[name]
 
 
@@ -86,11 +88,7 @@ def validate_options(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigurationError(f"invalid options for a {kind} source: {problems}") from exc
 
 
-def build_collector(
-    kind: str, options: Mapping[str, Any], context: CollectorContext
-) -> Collector:
+def build_collector(kind: str, options: Mapping[str, Any], context: CollectorContext) -> Collector:
     """Build the collector for a stored source."""
     spec = get_kind(kind)
     return spec.build(spec.options_model.model_validate(dict(options)), context)
-
-

@@ -372,7 +372,11 @@ def save_classification(
 def _source_post(*, session: Session, image_id: int) -> Post:
     """The first post that brought the image (detections name it; views fan out to all posts)."""
     return session.scalars(
-        select(Post).join(PostImage).where(PostImage.image_id == image_id).order_by(Post.id).limit(1)
+        select(Post)
+        .join(PostImage)
+        .where(PostImage.image_id == image_id)
+        .order_by(Post.id)
+        .limit(1)
     ).one()
 
 

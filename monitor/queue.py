@@ -1,0 +1,87 @@
+"""Where work goes after a commit: task and queue names, and the broker-backed work queue.
+
+The flows in ``monitor.pipeline`` hand image ids to a ``WorkQueue`` once their transaction has
+committed. With a broker configured that is ``CeleryWorkQueue``, which sends tasks by name (so this
+package never imports ``workers``); on the embedded default it is the in-process queue of the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+QUEUE_COLLECT = "collect"
+QUEUE_FETCH = "fetch"
+QUEUE_CLASSIFY = "classify"
+
+TASK_COLLECT = "monitor.collect_source"
+TASK_FETCH = "monitor.fetch_images"
+TASK_CLASSIFY = "monitor.classify_images"
+TASK_REQUEUE = "monitor.requeue_stale"
+TASK_RUN_DUE = "monitor.run_due_collections"
+
+TASK_QUEUES = {
+    TASK_COLLECT: QUEUE_COLLECT,
+    TASK_RUN_DUE: QUEUE_COLLECT,
+    TASK_REQUEUE: QUEUE_COLLECT,
+    TASK_FETCH: QUEUE_FETCH,
+    TASK_CLASSIFY: QUEUE_CLASSIFY,
+}
+
+
+class WorkQueue(Protocol):
+    """Accepts ids of committed work."""
+
+    def collect(self, source_name: str, *, scheduled: bool) -> None:
+        """Collect one source (``scheduled``: only if it is still due when the work starts)."""
+        ...
+
+    def fetch(self, image_ids: Sequence[int]) -> None:
+        """Fetch and validate these queued images."""
+        ...
+
+    def classify(self, image_ids: Sequence[int]) -> None:
+        """Classify these fetched images."""
+        ...
+
+
+def chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    """Split ids into batches of at most ``size``."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+class CeleryWorkQueue:
+    """Sends tasks to Celery workers through the broker, by task name."""
+
+    def __init__(self, *, broker_url: str, batch_size: int, visibility_timeout: int) -> None:
+        from celery import Celery
+
+        self._app = Celery("monitor-client", broker=broker_url, set_as_current=False)
+        self._app.conf.broker_transport_options = {"visibility_timeout": visibility_timeout}
+        self._app.conf.broker_connection_retry_on_startup = True
+        self._batch_size = batch_size
+
+    def collect(self, source_name: str, *, scheduled: bool) -> None:
+        self._send(TASK_COLLECT, [source_name], {"scheduled": scheduled})
+
+    def fetch(self, image_ids: Sequence[int]) -> None:
+        for batch in chunks(image_ids, self._batch_size):
+            self._send(TASK_FETCH, [batch], {})
+
+    def classify(self, image_ids: Sequence[int]) -> None:
+        for batch in chunks(image_ids, self._batch_size):
+            self._send(TASK_CLASSIFY, [batch], {})
+
+    def _send(self, task: str, args: list[object], kwargs: dict[str, object]) -> None:
+        from kombu.exceptions import OperationalError
+
+        from monitor.exceptions import QueueError
+
+        try:
+            self._app.send_task(task, args=args, kwargs=kwargs, queue=TASK_QUEUES[task])
+        except OperationalError as exc:
+            raise QueueError(
+                f"cannot reach the broker: {exc}; the work is stored and `monitor requeue` "
+                "queues it again once the broker is back"
+            ) from exc
