@@ -1,0 +1,1 @@
+"""Analytics over stored detections: the brand report and its SQL views."""

@@ -1,0 +1,1 @@
+"""Celery entry points: the app and thin tasks that call ``monitor.pipeline``."""
