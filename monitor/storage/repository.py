@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -439,3 +439,12 @@ def failed_images(*, session: Session, limit: int) -> list[Image]:
 def known_brands(*, session: Session) -> list[str]:
     """Every brand that has at least one detection."""
     return list(session.scalars(select(DetectionRow.brand).distinct().order_by(DetectionRow.brand)))
+
+
+def brand_post_counts(*, session: Session) -> list[tuple[str, int]]:
+    """Brands by the number of images they were found in, most first."""
+    count = func.count(distinct(DetectionRow.image_id))
+    rows = session.execute(
+        select(DetectionRow.brand, count).group_by(DetectionRow.brand).order_by(count.desc())
+    )
+    return [(brand, n) for brand, n in rows.tuples()]
