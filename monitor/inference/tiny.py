@@ -1,0 +1,91 @@
+"""A tiny model directory for fast tests of the whole pipeline (seconds, no ImageNet weights).
+
+The directory has exactly the real format (``monitor.inference.model_dir``), so everything that
+loads a trained model loads this one the same way; only the network is two small convolutions with
+random weights, so its answers are arbitrary but deterministic for a given seed and picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.inference.model_dir import (
+    CURVE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    InferenceSettings,
+    ModelMetadata,
+    new_version,
+    utc_timestamp,
+    write_json,
+    write_metadata,
+)
+
+TINY_INPUT_SIZE = 32
+
+
+def write_tiny_model(
+    out_dir: Path,
+    *,
+    labels: Sequence[str],
+    seed: int = 0,
+    no_logo_threshold: float = 0.5,
+    inference: InferenceSettings | None = None,
+) -> Path:
+    """Write a model directory with a tiny random-weight network and return its path.
+
+    ``no_logo_threshold`` 0.0 makes every window name a brand, 1.0 (nearly) never: tests choose.
+    By default the tiny model looks at the whole picture only (one window), so it reports at most
+    one detection per picture; pass ``inference`` to test the multi-scale path.
+    """
+    labels = _checked_labels(labels)
+    if not 0.0 <= no_logo_threshold <= 1.0:
+        raise ValueError(f"no_logo_threshold must be in [0, 1], got {no_logo_threshold}")
+    from monitor.inference._tensorflow import import_tensorflow
+
+    import_tensorflow()
+    from monitor.inference.network import build_tiny_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = build_tiny_model(num_outputs=len(labels) + 1, image_size=TINY_INPUT_SIZE, seed=seed)
+    model.save(out_dir / MODEL_FILE)
+    metadata = ModelMetadata(
+        version=new_version(),
+        labels=tuple(labels),
+        input_size=TINY_INPUT_SIZE,
+        no_logo_threshold=no_logo_threshold,
+        temperature=1.0,
+        backbone="tiny",
+        backbone_weights=f"random (seed {seed})",
+        created_at=utc_timestamp(),
+        training_seconds=0.0,
+        inference=inference or InferenceSettings(grids=(1,), min_window_side=16),
+    )
+    write_metadata(out_dir, metadata)
+    write_json(out_dir / METRICS_FILE, {"note": "tiny random-weight model; nothing was trained"})
+    _write_blank_curve(out_dir / CURVE_FILE)
+    return out_dir
+
+
+def _checked_labels(labels: Sequence[str]) -> list[str]:
+    """Labels as a list, refusing an empty, blank or repeated one."""
+    if isinstance(labels, str):
+        raise ValueError("labels must be a sequence of names, not one string")
+    listed = list(labels)
+    if not listed or not all(isinstance(label, str) and label.strip() for label in listed):
+        raise ValueError(f"labels must be non-empty names, got {listed!r}")
+    if len(set(listed)) != len(listed):
+        raise ValueError(f"labels must be unique, got {listed!r}")
+    return listed
+
+
+def _write_blank_curve(path: Path) -> None:
+    """The training-curve image of a model that was not trained: empty axes, saying so."""
+    from monitor.inference.plots import new_figure, save_figure
+
+    figure, axes = new_figure(width=4, height=3)
+    axes.set_title("tiny model: not trained")
+    axes.set_xlabel("epoch")
+    save_figure(figure, path)

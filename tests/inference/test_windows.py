@@ -1,0 +1,100 @@
+"""Windows over a photo, boxes mapped back to it, and the merging of detections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.domain import Detection
+from monitor.inference.windows import (
+    box_in_window,
+    grid_windows,
+    iou,
+    non_maximum_suppression,
+    softmax,
+    window_detections,
+)
+
+
+def test_whole_photo_comes_first_and_grids_cover_the_photo() -> None:
+    windows = grid_windows(400, 300, grids=(1, 2, 3), overlap=0.25, min_window_side=10)
+    assert windows[0] == (0, 0, 400, 300)
+    assert len(windows) == 1 + 4 + 9
+    for window in windows:
+        assert 0 <= window[0] < window[2] <= 400
+        assert 0 <= window[1] < window[3] <= 300
+    two_by_two = windows[1:5]
+    assert {window[0] for window in two_by_two} == {0, 171}
+    assert max(window[2] for window in two_by_two) == 400
+    assert max(window[3] for window in two_by_two) == 300
+
+
+def test_neighbouring_windows_overlap_by_the_asked_share() -> None:
+    windows = grid_windows(700, 700, grids=(2,), overlap=0.25, min_window_side=10)
+    left, right = windows[1], windows[2]
+    width = left[2] - left[0]
+    shared = left[2] - right[0]
+    assert shared == pytest.approx(0.25 * width, abs=1)
+
+
+def test_small_photos_skip_grids_with_too_small_windows() -> None:
+    windows = grid_windows(100, 80, grids=(1, 2, 3), overlap=0.25, min_window_side=40)
+    assert len(windows) == 1 + 4  # the 3-grid windows would be 40 x 32
+
+
+def test_empty_photo_is_refused() -> None:
+    with pytest.raises(ValueError, match="no pixels"):
+        grid_windows(0, 10, grids=(1,), overlap=0.0, min_window_side=1)
+
+
+def test_box_fractions_map_to_window_pixels_in_order() -> None:
+    assert box_in_window([0.5, 0.25, 0.0, 1.0], (100, 200, 300, 400)) == (100, 250, 200, 400)
+
+
+def test_degenerate_box_becomes_one_pixel_inside_the_window() -> None:
+    box = box_in_window([1.0, 1.0, 1.0, 1.0], (0, 0, 50, 40))
+    assert box == (49, 39, 50, 40)
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (10, 10, 20, 20)) == 0.0
+
+
+def test_nms_keeps_the_most_probable_of_overlapping_same_brand_boxes() -> None:
+    detections = [
+        Detection("acme", 0.7, (0, 0, 100, 100)),
+        Detection("acme", 0.9, (10, 10, 110, 110)),
+        Detection("acme", 0.6, (300, 300, 350, 350)),
+        Detection("globex", 0.8, (0, 0, 100, 100)),
+        Detection("acme", 0.5, (20, 20, 60, 60)),  # inside the first: the same logo
+    ]
+    kept = non_maximum_suppression(detections, iou_threshold=0.5)
+    assert kept == [
+        Detection("acme", 0.9, (10, 10, 110, 110)),
+        Detection("globex", 0.8, (0, 0, 100, 100)),
+        Detection("acme", 0.6, (300, 300, 350, 350)),
+    ]
+
+
+def test_nms_merges_a_boxless_detection_with_its_brand() -> None:
+    detections = [Detection("acme", 0.4, None), Detection("acme", 0.6, (0, 0, 5, 5))]
+    assert non_maximum_suppression(detections, iou_threshold=0.5) == [detections[1]]
+
+
+def test_window_detections_use_the_best_brand_and_the_threshold() -> None:
+    probabilities = np.array([[0.1, 0.7, 0.2], [0.3, 0.2, 0.5], [0.05, 0.05, 0.9]])
+    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    windows = [(0, 0, 100, 100), (100, 0, 200, 100), (0, 0, 200, 100)]
+    found = window_detections(probabilities, boxes, windows, labels=["a", "b"], threshold=0.3)
+    assert found == [Detection("b", 0.7, (0, 0, 50, 50)), Detection("a", 0.3, (150, 50, 200, 100))]
+
+
+def test_softmax_rows_sum_to_one_and_temperature_flattens() -> None:
+    logits = np.array([[2.0, 0.0, -1.0], [1000.0, 0.0, 0.0]])
+    sharp = softmax(logits)
+    flat = softmax(logits, temperature=4.0)
+    assert np.allclose(sharp.sum(axis=1), 1.0)
+    assert flat[0, 0] < sharp[0, 0]
+    assert sharp[1, 0] == pytest.approx(1.0)
