@@ -151,11 +151,7 @@ def _run_collector(
     from monitor.http import HttpClient
 
     settings = services.settings
-    http = HttpClient(
-        session=services.requests_session(),
-        timeout=settings.http_timeout_seconds,
-        allow_private_hosts=settings.allow_private_image_hosts,
-    )
+    http = HttpClient.from_settings(settings, session=services.requests_session())
     context = CollectorContext(
         source_name=name, http=http, allow_private_hosts=settings.allow_private_image_hosts
     )

@@ -40,7 +40,9 @@ TABLES = (
 def _reachable(url: str, default_port: int) -> str | None:
     parts = urlsplit(url.replace("postgresql+psycopg", "postgresql"))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return None
     except OSError as exc:
         return f"{parts.hostname}:{parts.port or default_port} unreachable ({exc})"
@@ -153,14 +155,21 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "cli-home"
     monkeypatch.setenv("MONITOR_HOME", str(home))
     monkeypatch.setenv("MONITOR_ALLOW_PRIVATE_IMAGE_HOSTS", "true")
-    for key in ("MONITOR_DATABASE_URL", "MONITOR_BROKER_URL", "MONITOR_MODEL_DIR", "MONITOR_CONFIG"):
+    for key in (
+        "MONITOR_DATABASE_URL",
+        "MONITOR_BROKER_URL",
+        "MONITOR_MODEL_DIR",
+        "MONITOR_CONFIG",
+    ):
         monkeypatch.delenv(key, raising=False)
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
 
 
-def jpeg_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 48)) -> bytes:
+def jpeg_bytes(
+    color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 48)
+) -> bytes:
     """A small real JPEG."""
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="JPEG")
@@ -173,3 +182,50 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is not present")
     return SHARED
+
+
+class ServedFiles:
+    """What a local test HTTP server answers: path -> (status, content type, body)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.routes: dict[str, tuple[int, str, bytes]] = {}
+        self.hits: dict[str, int] = {}
+
+    def add(
+        self, path: str, body: bytes, content_type: str = "image/jpeg", status: int = 200
+    ) -> str:
+        self.routes[path] = (status, content_type, body)
+        return self.base_url + path
+
+
+@pytest.fixture
+def file_server() -> Iterator[ServedFiles]:
+    """A real HTTP server on 127.0.0.1 serving whatever the test adds."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    served: ServedFiles
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            served.hits[self.path] = served.hits.get(self.path, 0) + 1
+            status, content_type, body = served.routes.get(
+                self.path, (404, "text/plain", b"not found")
+            )
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    served = ServedFiles(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served
+    server.shutdown()
+    server.server_close()

@@ -386,7 +386,7 @@ def stale_image_ids(*, session: Session, state: str, older_than: datetime) -> li
     return list(
         session.scalars(
             select(Image.id)
-            .where(and_(Image.state == state, timestamp < older_than))
+            .where(and_(Image.state == state, timestamp <= older_than))
             .order_by(Image.id)
         )
     )
