@@ -208,7 +208,7 @@ def file_server() -> Iterator[ServedFiles]:
     served: ServedFiles
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             served.hits[self.path] = served.hits.get(self.path, 0) + 1
             status, content_type, body = served.routes.get(
                 self.path, (404, "text/plain", b"not found")

@@ -37,7 +37,7 @@ class ColourClassifier:
         self.calls += 1
         results = []
         for image in images:
-            red, green, blue = image.resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+            red, _green, blue = image.resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
             width, height = image.size
             results.append(
                 [Detection("acme", 0.93, (0, 0, width, height))] if red > 150 > blue else []
