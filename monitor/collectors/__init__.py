@@ -1,5 +1,5 @@
 """Collectors, one module per platform; importing this package registers the built-in kinds."""
 
-from monitor.collectors import fake, folder, jsonl
+from monitor.collectors import fake, folder, jsonl, rss
 
-__all__ = ["fake", "folder", "jsonl"]
+__all__ = ["fake", "folder", "jsonl", "rss"]

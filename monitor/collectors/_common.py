@@ -97,11 +97,16 @@ def has_image_extension(url: str) -> bool:
 
 
 def check_http_url(value: str) -> str:
-    """Validate an option that must be an http(s) base URL; returns it without a trailing slash."""
+    """Validate an option that must be an absolute http(s) URL; returns it stripped."""
     text = value.strip()
     if not is_web_url(text):
         raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
-    return text.rstrip("/")
+    return text
+
+
+def check_base_url(value: str) -> str:
+    """Validate an API base URL option; returns it without a trailing slash, ready to extend."""
+    return check_http_url(value).rstrip("/")
 
 
 def text_or_none(value: Any) -> str | None:
@@ -139,7 +144,7 @@ class Watermark:
     @classmethod
     def from_cursor(cls, cursor: Mapping[str, Any] | None) -> Watermark:
         """Read the watermark back from a cursor (an unreadable one starts from scratch)."""
-        if not cursor:
+        if not cursor or cursor.get("newest") is None:
             return cls()
         newest = parse_datetime(cursor.get("newest"))
         seen = cursor.get("seen_at_newest")
