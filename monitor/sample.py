@@ -340,6 +340,9 @@ def compose_post_image(
     brands: Sequence[str], rng: random.Random, marks: dict[str, Image.Image]
 ) -> tuple[Image.Image, list[Box]]:
     """A scene showing each of ``brands`` once, the marks not overlapping one another."""
+    missing = [brand for brand in brands if brand not in marks]
+    if missing:
+        raise ValueError(f"no mark given for {', '.join(missing)}")
     width, height = _scene_size(rng)
     image = render_scene(rng, width=width, height=height)
     boxes: list[Box] = []

@@ -16,6 +16,7 @@ from monitor.collectors.jsonl import JsonlCollector
 from monitor.exceptions import DatasetError
 from monitor.sample import (
     DEMO_BRANDS,
+    compose_post_image,
     place_mark,
     plan_sample_posts,
     render_brand_mark,
@@ -236,3 +237,9 @@ def test_jsonl_source_reads_the_sample(tmp_path: Path) -> None:
         assert len(post.image_urls) == 1
         assert post.image_urls[0].startswith("file://")
         assert Path(post.image_urls[0].removeprefix("file://")).is_file()
+
+
+def test_composing_needs_a_mark_for_every_brand() -> None:
+    marks = {"acme": render_brand_mark("acme", 64)}
+    with pytest.raises(ValueError, match="no mark given for globex"):
+        compose_post_image(["acme", "globex"], random.Random(0), marks)
