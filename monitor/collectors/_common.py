@@ -116,6 +116,12 @@ def text_or_none(value: Any) -> str | None:
     return None
 
 
+def mapping_at(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``data[key]`` when it is an object, else an empty one (platforms omit or null fields)."""
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def int_or_none(value: Any) -> int | None:
     """An integer count, or None when missing or not a number."""
     if isinstance(value, bool):
