@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,6 +192,13 @@ class ServedFiles:
         self.base_url = base_url
         self.routes: dict[str, tuple[int, str, bytes]] = {}
         self.hits: dict[str, int] = {}
+        self.gates: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+    def add_gated(self, path: str, body: bytes) -> tuple[str, threading.Event, threading.Event]:
+        """A path whose answer waits until the test opens the gate: (url, reached, open)."""
+        reached, opened = threading.Event(), threading.Event()
+        self.gates[path] = (reached, opened)
+        return self.add(path, body), reached, opened
 
     def add(
         self, path: str, body: bytes, content_type: str = "image/jpeg", status: int = 200
@@ -202,7 +210,6 @@ class ServedFiles:
 @pytest.fixture
 def file_server() -> Iterator[ServedFiles]:
     """A real HTTP server on 127.0.0.1 serving whatever the test adds."""
-    import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     served: ServedFiles
@@ -210,6 +217,10 @@ def file_server() -> Iterator[ServedFiles]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             served.hits[self.path] = served.hits.get(self.path, 0) + 1
+            if self.path in served.gates:
+                reached, opened = served.gates[self.path]
+                reached.set()
+                opened.wait(timeout=120)
             status, content_type, body = served.routes.get(
                 self.path, (404, "text/plain", b"not found")
             )
