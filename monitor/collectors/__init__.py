@@ -1,5 +1,5 @@
 """Collectors, one module per platform; importing this package registers the built-in kinds."""
 
-from monitor.collectors import fake, folder, jsonl, mastodon, reddit, rss
+from monitor.collectors import bluesky, fake, folder, jsonl, mastodon, reddit, rss
 
-__all__ = ["fake", "folder", "jsonl", "mastodon", "reddit", "rss"]
+__all__ = ["bluesky", "fake", "folder", "jsonl", "mastodon", "reddit", "rss"]
