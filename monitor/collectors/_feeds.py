@@ -34,6 +34,13 @@ BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+WIDE_XML_STARTS = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+"""How ``<?`` looks in UTF-16 and UTF-32 without a byte-order mark (XML 1.0, appendix F)."""
 FALLBACK_ENCODING = "windows-1252"
 """What a feed that is not UTF-8 and lies about it most likely is (legacy Western CMSs)."""
 
@@ -70,11 +77,10 @@ def decode_feed(content: bytes, *, http_charset: str | None = None, url: str = "
     for mark, encoding in BYTE_ORDER_MARKS:
         if content.startswith(mark):
             return content.decode(encoding, errors="replace")
+    for start, encoding in WIDE_XML_STARTS:
+        if content.startswith(start):
+            return content.decode(encoding, errors="replace")
     declared = declared_encoding(content)
-    if declared in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
-        text = _decodes(content, declared)
-        if text is not None:
-            return text
     text = _decodes(content, "utf-8")
     if text is not None:
         if declared not in (None, "utf-8", "ascii") and not content.isascii():
