@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,13 +44,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Classifier:
+class Classifier(Protocol):
     """What the classify flow needs from a model (``monitor.inference.classifier.LogoClassifier``)."""
 
-    version: str
+    @property
+    def version(self) -> str:
+        """The model version written on every classification."""
+        ...
 
-    def classify(self, images: Sequence[PILImage]) -> list[list[Detection]]:  # pragma: no cover
-        raise NotImplementedError
+    def classify(self, images: Sequence[PILImage]) -> list[list[Detection]]:
+        """One list of detections per image; empty means no logo."""
+        ...
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from PIL.Image import Image as PILImage
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from monitor.collectors.base import validate_options
 from monitor.domain import Detection
@@ -108,9 +108,10 @@ def test_collecting_and_classifying_again_stores_nothing_twice(
     collect_source(services=services, source_name="feed", queue=queue)
     with session_scope(services.sessions) as session:
         session.execute(
-            Image.__table__.update().values(fetched_at=services.clock() - timedelta(days=1))
+            update(Image).values(
+                state=ImageState.FETCHED, fetched_at=services.clock() - timedelta(days=1)
+            )
         )
-        session.execute(Image.__table__.update().values(state=ImageState.FETCHED))
 
     again = collect_source(services=services, source_name="feed", queue=queue)
     requeue_stale(services=services, queue=queue, older_than_seconds=0)  # a re-delivered task
