@@ -69,7 +69,7 @@ def add_fake_source(
             name=name,
             kind="fake",
             options=validate_options("fake", {"posts": posts, **extra}),
-            every_seconds=extra.pop("every", None) if "every" in extra else None,
+            every_seconds=None,
             now=services.clock(),
         )
 

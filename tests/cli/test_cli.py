@@ -1,0 +1,164 @@
+"""The command line as a user runs it: exit codes, one-line errors, and the main job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from monitor.cli import app, main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def registered_commands() -> set[str]:
+    names = {command.name or command.callback.__name__ for command in app.registered_commands}
+    return names | {group.name for group in app.registered_groups if group.name}
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str], cli_env: Path) -> None:
+    expected = {"sources", "db", "collect", "requeue", "status", "worker", "beat", "report"}
+    expected |= {"train", "classify", "demo"}
+    assert expected <= registered_commands()
+    for command in sorted(expected):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0, command
+        assert "Usage" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sources", "add", "x", "--kind", "nosuch"], "unknown source kind 'nosuch'"),
+        (["sources", "add", "x", "--kind", "rss"], "invalid options for a rss source"),
+        (
+            ["sources", "add", "x", "--kind", "folder", "--path", ".", "--every", "soon"],
+            "invalid interval",
+        ),
+        (["collect"], "name one or more sources, or pass --all"),
+        (["collect", "ghost"], "no source named 'ghost'"),
+        (
+            ["report", "--brand", "acme", "--since", "yesterday"],
+            "--since: 'yesterday' is not a date",
+        ),
+        (["worker"], "workers need a broker"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(
+    capsys: pytest.CaptureFixture[str], cli_env: Path, argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code != 0
+    assert message in " ".join(err.split())
+    assert "Traceback" not in err + out
+
+
+def test_bad_configuration_is_reported_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITOR_BROKER_URL", "http://not-a-broker")
+    code, _, err = run(capsys, "status")
+    assert code == 1
+    assert "MONITOR_BROKER_URL" in err
+
+
+def test_sources_can_be_added_listed_scheduled_and_removed(
+    capsys: pytest.CaptureFixture[str], cli_env: Path, tmp_path: Path
+) -> None:
+    assert (
+        run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path))[0] == 0
+    )
+    assert run(capsys, "sources", "update", "pics", "--every", "15m")[0] == 0
+    code, out, _ = run(capsys, "sources", "list")
+    assert code == 0 and "pics" in out and "15m" in out
+    code, _, err = run(
+        capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path)
+    )
+    assert code == 1 and "already exists" in err
+    assert run(capsys, "sources", "remove", "pics")[0] == 0
+    assert "no sources yet" in run(capsys, "sources", "list")[1]
+
+
+def write_photos(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True)
+    for number in range(count):
+        Image.new("RGB", (96, 72), (30 * number, 120, 200)).save(folder / f"photo{number}.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+
+
+def test_collect_classify_and_report_on_the_embedded_default(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.config import get_settings
+    from monitor.inference.tiny import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model", labels=["acme", "globex"], no_logo_threshold=0.0)
+    monkeypatch.setenv("MONITOR_MODEL_DIR", str(model))
+    get_settings.cache_clear()
+    write_photos(tmp_path / "photos", 5)
+    run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path / "photos"))
+
+    code, out, _ = run(capsys, "collect", "pics")
+    assert code == 0
+    assert "5 classified, 5 detections stored" in " ".join(out.split())
+    code, out, _ = run(capsys, "status")
+    assert "classified 5" in out and "failed 1" in out
+
+    brands = {}
+    for brand in ("acme", "globex"):
+        code, out, _ = run(capsys, "report", "--brand", brand.upper(), "--format", "json")
+        assert code == 0
+        brands[brand] = json.loads(out)
+    assert sum(report["detections"] for report in brands.values()) == 5
+    for report in brands.values():
+        assert {"brand", "detections", "posts", "by_day", "top_authors"} <= set(report)
+
+    code, _, err = run(capsys, "report", "--brand", "initech")
+    assert code == 1 and "known brands: acme, globex" in err
+
+    again, out, _ = run(capsys, "collect", "--all")
+    assert again == 0 and "0 classified" in " ".join(out.split())
+
+
+def test_report_draws_a_plot(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.config import get_settings
+    from monitor.inference.tiny import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model", labels=["acme"], no_logo_threshold=0.0)
+    monkeypatch.setenv("MONITOR_MODEL_DIR", str(model))
+    get_settings.cache_clear()
+    write_photos(tmp_path / "photos", 2)
+    run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path / "photos"))
+    run(capsys, "collect", "pics")
+    plot = tmp_path / "acme.png"
+    code, _, _ = run(capsys, "report", "--brand", "acme", "--format", "csv", "--plot", str(plot))
+    assert code == 0
+    assert Image.open(plot).size[0] > 500
+
+
+def test_db_upgrade_migrates_the_configured_postgres(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.config import get_settings
+
+    monkeypatch.setenv("MONITOR_DATABASE_URL", postgres_url)
+    get_settings.cache_clear()
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0 and "newest schema" in out
