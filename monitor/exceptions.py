@@ -10,6 +10,8 @@ where they happen (``raise X(...) from exc``) so callers deal with these types o
     ├── SourceError                 a source could not be collected
     │   ├── SourceUnavailableError  transient: connection refused, timeout, HTTP 5xx/429 (retried)
     │   │   └── RateLimitedError    HTTP 429 with the server's Retry-After
+    │   ├── SourceHTTPError         HTTP 4xx other than 429: retrying will not help
+    │   ├── SourceURLRefusedError   not http(s), or a private host not allowed
     │   └── MalformedSourceError    the server answered, but not with a feed/listing we can read
     ├── ImageError                  one image could not be used; stored as failed with the reason
     │   ├── ImageFetchError         network, HTTP status, size cap, content type
@@ -61,6 +63,19 @@ class RateLimitedError(SourceUnavailableError):
     def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class SourceHTTPError(SourceError):
+    """The server refused the request with a client error (404, 403...): retrying will not help."""
+
+    def __init__(self, message: str, *, status_code: int, url: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.url = url
+
+
+class SourceURLRefusedError(SourceError):
+    """The URL is not one monitor may fetch (not http(s), or a private host not allowed)."""
 
 
 class MalformedSourceError(SourceError):

@@ -37,7 +37,9 @@ from monitor.exceptions import (
     MalformedSourceError,
     RateLimitedError,
     SourceError,
+    SourceHTTPError,
     SourceUnavailableError,
+    SourceURLRefusedError,
 )
 from monitor.net import Resolver, check_url_allowed, resolve_host
 
@@ -57,19 +59,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 DEFAULT_USER_AGENT = Settings.model_fields["http_user_agent"].default
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
-
-
-class SourceHTTPError(SourceError):
-    """The server refused the request with a client error (404, 403...): retrying will not help."""
-
-    def __init__(self, message: str, *, status_code: int, url: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.url = url
-
-
-class SourceURLRefusedError(SourceError):
-    """The URL is not one monitor may fetch (not http(s), or a private host not allowed)."""
 
 
 @dataclass(frozen=True)
