@@ -115,6 +115,7 @@ def collect_source(
             lock_seconds=settings.collect_lock_seconds,
         ):
             return CollectReport(source=source_name, skipped="another collection is running")
+        session.refresh(source)  # another run may have finished between our read and our claim
         if scheduled and source not in repository.due_sources(session=session, now=started):
             repository.release_source(session=session, source_id=source.id)
             return CollectReport(source=source_name, skipped="not due")

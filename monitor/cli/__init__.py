@@ -12,7 +12,6 @@ import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
-import click
 import typer
 
 from monitor.cli import pipeline_commands, report_commands, source_commands
@@ -59,14 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script passes it to ``sys.exit``)."""
     try:
         result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         error_console.print("aborted")
         return 130
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        show = getattr(exc, "show", None)
+        if show is None:
+            error_console.print(f"[red]error:[/red] {exc}")
+            return 2
+        show()
+        return int(getattr(exc, "exit_code", 2))
     except MonitorError as exc:
         if state.debug:
             traceback.print_exc()

@@ -77,6 +77,12 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     """An Alembic config pointing at ``migrations/`` and at ``url``."""
     from alembic.config import Config
 
+    if not (MIGRATIONS_DIR / "env.py").is_file():
+        raise StorageError(
+            f"the migrations are not at {MIGRATIONS_DIR}: run monitor from a checkout of the "
+            "project (pip install -e .) or copy its migrations/ folder there"
+        )
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

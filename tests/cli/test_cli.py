@@ -162,3 +162,15 @@ def test_db_upgrade_migrates_the_configured_postgres(
     get_settings.cache_clear()
     code, out, _ = run(capsys, "db", "upgrade")
     assert code == 0 and "newest schema" in out
+
+
+@pytest.mark.parametrize(
+    "argv", [["worker", "--queue", "x"], ["db"], ["sources", "add"], ["nosuchcommand"]]
+)
+def test_usage_errors_exit_non_zero_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], cli_env: Path, argv: list[str]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code != 0
+    assert "Traceback" not in out + err
+    assert "Usage" in out + err
