@@ -75,7 +75,12 @@ class WorkerProcess:
 @pytest.fixture
 def worker_env(postgres_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for worker processes: the test database, broker and a tiny model."""
+    import redis
+
     from monitor.inference.tiny import write_tiny_model
+
+    # Messages a killed worker left unacknowledged in an earlier test must not reach this one.
+    redis.Redis.from_url(redis_url).flushdb()
 
     model_dir = write_tiny_model(
         tmp_path / "model", labels=["acme", "globex"], seed=3, no_logo_threshold=0.0
