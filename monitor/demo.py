@@ -69,7 +69,7 @@ def ensure_model(
     options = TrainOptions(
         epochs_head=4,
         epochs_finetune=0,
-        image_size=160,
+        image_size=224,
         batch_size=32,
         backbone_weights=weights,
         negatives_dir=training / "negatives",

@@ -56,7 +56,10 @@ def test_the_same_image_in_two_posts_is_one_image_linked_twice(services: Service
         stored = repository.store_posts(
             session=session,
             source=source,
-            posts=[make_post("1", "https://img/a.jpg"), make_post("2", "https://img/a.jpg", "https://img/b.jpg")],
+            posts=[
+                make_post("1", "https://img/a.jpg"),
+                make_post("2", "https://img/a.jpg", "https://img/b.jpg"),
+            ],
             now=NOW,
         )
     assert len(stored.new_post_ids) == 2
