@@ -174,3 +174,23 @@ def test_usage_errors_exit_non_zero_without_a_traceback(
     assert code != 0
     assert "Traceback" not in out + err
     assert "Usage" in out + err
+
+
+def test_a_source_that_keeps_failing_is_unhealthy_in_status(
+    capsys: pytest.CaptureFixture[str], cli_env: Path
+) -> None:
+    assert (
+        run(capsys, "sources", "add", "dead", "--kind", "fake", "-o", "fail_with=unavailable")[0]
+        == 0
+    )
+    assert run(capsys, "sources", "add", "empty", "--kind", "fake")[0] == 0
+    for _ in range(3):
+        code, out, _ = run(capsys, "collect", "--all")
+        assert code == 1  # one source failed; the other was still collected
+        assert "unavailable" in out
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    dead = next(line for line in out.splitlines() if "dead" in line)
+    empty = next(line for line in out.splitlines() if "empty" in line)
+    assert "unhealthy" in dead and "3" in dead
+    assert "ok" in empty and "unhealthy" not in empty
