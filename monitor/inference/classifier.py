@@ -109,6 +109,11 @@ class LogoClassifier:
             start = stop
         return results
 
+    def predict_pixels(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and box fractions of windows already cut to the input size."""
+        logits, boxes = self._predict(batch)
+        return softmax(logits, self.metadata.temperature), boxes
+
     def _run(
         self, images: Sequence[Image], jobs: Sequence[tuple[int, Box]]
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +150,7 @@ def load_classifier(model_dir: Path) -> LogoClassifier:
     if not model_path.is_file():
         raise ModelError(f"{model_dir} is incomplete: {MODEL_FILE} is missing")
     model = _load_keras_model(model_path)
-    predict = _predict_function(model, metadata.input_size)
+    predict = keras_predict_function(model, metadata.input_size)
     _check_outputs(predict, metadata, model_dir)
     return LogoClassifier(metadata=metadata, predict=predict)
 
@@ -157,14 +162,23 @@ def _load_keras_model(model_path: Path) -> Any:
     import_tensorflow()
     import keras
 
+    from monitor.inference._fitting import masked_box_loss
+
     try:
-        return keras.saving.load_model(model_path, compile=False)
+        # The trained head is saved compiled; its custom loss must be known to deserialize it.
+        return keras.saving.load_model(
+            model_path, compile=False, custom_objects={"masked_box_loss": masked_box_loss}
+        )
     except _LOAD_ERRORS as exc:
         raise ModelError(f"cannot load {model_path}: {exc}") from exc
 
 
-def _predict_function(model: Any, input_size: int) -> Predict:
-    """A compiled function from raw pixel batches to (logits, box fractions) as NumPy arrays."""
+def keras_predict_function(model: Any, input_size: int) -> Predict:
+    """A compiled function from raw pixel batches to (logits, box fractions) as NumPy arrays.
+
+    Used by ``load_classifier`` and by training, which classifies validation photos with the model
+    it has just built, before it is saved.
+    """
     from monitor.inference._tensorflow import import_tensorflow
 
     tensorflow = import_tensorflow()

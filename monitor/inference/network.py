@@ -22,23 +22,49 @@ from monitor.exceptions import ConfigurationError
 from monitor.inference.model_dir import BOX_OUTPUT, LOGITS_OUTPUT
 
 BACKBONE_NAME = "MobileNetV2"
-POOLED_FEATURES = 1280
-"""Width of MobileNetV2's pooled features (alpha 1.0)."""
+RANDOM_WEIGHTS = "random"
+BACKBONE_FEATURES = 1280
+"""Channels of MobileNetV2's last feature map (alpha 1.0)."""
+POOLINGS = ("average", "average_max")
+
+
+def pooled_width(pooling: str) -> int:
+    """Width of the pooled features for a pooling kind."""
+    return BACKBONE_FEATURES * (2 if pooling == "average_max" else 1)
+
+
+def pool(features: keras.KerasTensor, pooling: str) -> keras.KerasTensor:
+    """Pool a feature map to a vector: the average, or the average beside the maximum.
+
+    The maximum keeps the response of a logo that fills a small part of the window, which the
+    average dilutes with the background around it.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    average = layers.GlobalAveragePooling2D(name="pool_average")(features)
+    if pooling == "average":
+        return average
+    maximum = layers.GlobalMaxPooling2D(name="pool_max")(features)
+    return layers.Concatenate(name="pool")([average, maximum])
 
 
 def build_backbone(*, image_size: int, weights: str) -> keras.Model:
     """MobileNetV2 without its ImageNet classifier, on ``image_size`` pixels scaled to [-1, 1].
 
     ``weights`` is "imagenet" (found in the Keras cache, downloaded otherwise) or the path of an
-    .h5 file with the same weights for machines without internet.
+    .h5 file with the same weights for machines without internet. "random" leaves the network
+    untrained: useless for logos, but it lets tests run the whole training path in seconds.
     """
-    if weights != "imagenet" and not Path(weights).is_file():
+    if weights not in ("imagenet", RANDOM_WEIGHTS) and not Path(weights).is_file():
         raise ConfigurationError(
             f"backbone weights {weights!r} are neither 'imagenet' nor an existing .h5 file"
         )
     try:
         return keras.applications.MobileNetV2(
-            input_shape=(image_size, image_size, 3), include_top=False, weights=weights, alpha=1.0
+            input_shape=(image_size, image_size, 3),
+            include_top=False,
+            weights=None if weights == RANDOM_WEIGHTS else weights,
+            alpha=1.0,
         )
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot load backbone weights {weights!r}: {exc}") from exc
@@ -64,7 +90,9 @@ def build_head(*, features: int, num_outputs: int, dropout_rate: float, seed: in
     return keras.Model(pooled, {LOGITS_OUTPUT: logits, BOX_OUTPUT: box}, name="head")
 
 
-def build_logo_model(*, backbone: keras.Model, head: keras.Model, image_size: int) -> keras.Model:
+def build_logo_model(
+    *, backbone: keras.Model, head: keras.Model, image_size: int, pooling: str = "average"
+) -> keras.Model:
     """The whole model on raw pixels: resize, scale to [-1, 1], backbone, pool, head.
 
     The backbone runs with ``training=False`` so its batch-norm statistics stay the ImageNet ones
@@ -74,8 +102,7 @@ def build_logo_model(*, backbone: keras.Model, head: keras.Model, image_size: in
     resized = layers.Resizing(image_size, image_size, antialias=True, name="resize")(pixels)
     scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(resized)
     features = backbone(scaled, training=False)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
-    return keras.Model(pixels, head(pooled), name="logo_model")
+    return keras.Model(pixels, head(pool(features, pooling)), name="logo_model")
 
 
 def build_tiny_model(*, num_outputs: int, image_size: int, seed: int) -> keras.Model:

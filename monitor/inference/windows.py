@@ -160,3 +160,14 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     scaled -= scaled.max(axis=-1, keepdims=True)
     exponentials = np.exp(scaled)
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def best_brand(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[float, str]:
+    """The highest brand probability over all windows of one image, and that brand.
+
+    The image is answered with this brand when the probability reaches the no-logo threshold, so
+    this pair is all that choosing the threshold needs.
+    """
+    brand_probabilities = np.asarray(probabilities)[:, : len(labels)]
+    window, brand = np.unravel_index(int(np.argmax(brand_probabilities)), brand_probabilities.shape)
+    return float(brand_probabilities[window, brand]), labels[int(brand)]

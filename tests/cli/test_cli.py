@@ -24,7 +24,7 @@ def registered_commands() -> set[str]:
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str], cli_env: Path) -> None:
     expected = {"sources", "db", "collect", "requeue", "status", "worker", "beat", "report"}
-    expected |= {"train", "classify", "demo"}
+    expected |= {"train", "evaluate", "classify", "demo"}
     assert expected <= registered_commands()
     for command in sorted(expected):
         code, out, _ = run(capsys, command, "--help")

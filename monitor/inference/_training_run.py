@@ -1,0 +1,315 @@
+"""One training run with Keras: the stages of ``monitor.inference.training`` that need TensorFlow.
+
+Imported only inside ``train_model``; see that module for the recipe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from monitor.domain import Box
+from monitor.inference import _fitting
+from monitor.inference.calibration import (
+    choose_threshold,
+    fit_temperature,
+    negative_log_likelihood,
+    softmax_calibration_error,
+)
+from monitor.inference.classifier import LogoClassifier, keras_predict_function
+from monitor.inference.datasets import LabeledPhoto
+from monitor.inference.model_dir import ModelMetadata
+from monitor.inference.network import build_backbone, build_head, build_logo_model, pooled_width
+from monitor.inference.pixels import open_image
+from monitor.inference.samples import SampleSpec, render_all
+from monitor.inference.training import (
+    BACKBONE_NAME,
+    Progress,
+    TrainingProgress,
+    TrainOptions,
+    _Prepared,
+    class_weights,
+    validation_negatives,
+)
+from monitor.inference.windows import best_brand
+
+SCORING_CHUNK = 16
+
+
+class TrainingRun:
+    """Holds the networks and cached features of one run between its stages."""
+
+    def __init__(self, *, prepared: _Prepared, options: TrainOptions, report: Progress) -> None:
+        self.prepared = prepared
+        self.options = options
+        self.report = report
+        self.labels = prepared.dataset.labels
+        self.num_outputs = len(self.labels) + 1
+        self.backbone = build_backbone(
+            image_size=options.image_size, weights=options.backbone_weights
+        )
+        self.head = build_head(
+            features=pooled_width(options.pooling),
+            num_outputs=self.num_outputs,
+            dropout_rate=options.dropout_rate,
+            seed=options.seed,
+        )
+        cut = (
+            _fitting.cut_layer_name(self.backbone, options.finetune_from_block)
+            if options.epochs_finetune > 0
+            else None
+        )
+        self.lower, self.upper = _fitting.split_backbone(self.backbone, cut)
+        self.finetune: keras.Model | None = None
+        self.stages: dict[str, _fitting.StageResult] = {}
+        self.validation_logits: np.ndarray | None = None
+        self.validation: _fitting.Arrays | None = None
+
+    # --- fitting ---------------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, float]:
+        """Cache features, fit the head, fine-tune; return the seconds each step took."""
+        timings: dict[str, float] = {}
+        clock = time.monotonic()
+        train = self._arrays(self.prepared.train_photos, self.prepared.train_specs, "train")
+        validation = self._arrays(
+            self.prepared.validation_photos, self.prepared.validation_specs, "validation"
+        )
+        self.validation = validation if len(validation) else None
+        timings["features"] = round(time.monotonic() - clock, 1)
+        clock = time.monotonic()
+        self._fit_head(train, validation)
+        timings["head"] = round(time.monotonic() - clock, 1)
+        if self.upper is not None:
+            clock = time.monotonic()
+            self._fit_finetune(train, validation)
+            timings["finetune"] = round(time.monotonic() - clock, 1)
+        return timings
+
+    def _arrays(
+        self, photos: Sequence[LabeledPhoto], specs: Sequence[SampleSpec], side: str
+    ) -> _fitting.Arrays:
+        """Lower-backbone features of every sample of one side, with targets and weights."""
+        size = self.options.image_size
+        labels = np.array([spec.label for spec in specs], dtype=np.int32)
+        boxes = np.array(
+            [(*spec.box_fractions, float(spec.has_box)) for spec in specs], dtype=np.float32
+        ).reshape(-1, 5)
+        weights = class_weights(labels, self.num_outputs)[labels].astype(np.float32)
+        if not specs:
+            return _fitting.Arrays(np.zeros((0,)), labels, boxes, weights)
+        pooling = self.options.pooling if self.upper is None else None
+        extract = _fitting.extraction_function(self.lower, size, pooling=pooling)
+
+        def on_batch(done: int, total: int) -> None:
+            self.report(TrainingProgress("features", done, total, message=f"{side} samples"))
+
+        def samples() -> Iterator[np.ndarray]:
+            return render_all(photos, specs, size, max_pixels=self.options.max_image_pixels)
+
+        features = _fitting.extract_features(
+            extract, samples, count=len(specs), image_size=size, on_batch=on_batch
+        )
+        return _fitting.Arrays(features, labels, boxes, weights)
+
+    def _fit_head(self, train: _fitting.Arrays, validation: _fitting.Arrays) -> None:
+        """Fit the head on pooled features (fast: the backbone does not run)."""
+        train_pooled = _fitting.pool_features(self.upper, train.features, self.options.pooling)
+        validation_pooled = (
+            _fitting.pool_features(self.upper, validation.features, self.options.pooling)
+            if len(validation)
+            else None
+        )
+        trainer = _fitting.head_trainer(self.head)
+        _fitting.compile_for_training(
+            trainer,
+            learning_rate=self.options.head_learning_rate,
+            box_weight=self.options.box_loss_weight,
+            label_smoothing=self.options.label_smoothing,
+            weight_decay=self.options.weight_decay,
+        )
+        self.stages["head"] = _fitting.fit_stage(
+            trainer,
+            train=train,
+            train_inputs=train_pooled,
+            validation=validation,
+            validation_inputs=validation_pooled,
+            epochs=self.options.epochs_head,
+            batch_size=self.options.batch_size,
+            seed=self.options.seed,
+            report=self._batch_reporter("head", self.options.epochs_head),
+        )
+        if validation_pooled is not None:
+            self.validation_logits = _fitting.predict_logits(self.head, validation_pooled)
+
+    def _fit_finetune(self, train: _fitting.Arrays, validation: _fitting.Arrays) -> None:
+        """Fine-tune the upper backbone and the head on cached lower features."""
+        assert self.upper is not None
+        self.finetune = _fitting.finetune_model(
+            self.upper, self.head, train.features.shape[1:], self.options.pooling
+        )
+        _fitting.compile_for_training(
+            self.finetune,
+            learning_rate=self.options.finetune_learning_rate,
+            box_weight=self.options.box_loss_weight,
+            label_smoothing=self.options.label_smoothing,
+            weight_decay=self.options.weight_decay,
+        )
+        self.stages["finetune"] = _fitting.fit_stage(
+            self.finetune,
+            train=train,
+            train_inputs=train.features,
+            validation=validation,
+            validation_inputs=validation.features if len(validation) else None,
+            epochs=self.options.epochs_finetune,
+            batch_size=self.options.batch_size,
+            seed=self.options.seed + 1,
+            report=self._batch_reporter("finetune", self.options.epochs_finetune),
+        )
+        if len(validation):
+            self.validation_logits = _fitting.predict_logits(self.finetune, validation.features)
+
+    def _batch_reporter(self, stage: str, epochs: int) -> _fitting.BatchReport:
+        def report(epoch: int, batch: int, batches: int, logs: dict[str, float]) -> None:
+            metrics = {
+                "loss": float(logs.get("loss", float("nan"))),
+                "accuracy": float(logs.get("logits_categorical_accuracy", float("nan"))),
+            }
+            self.report(
+                TrainingProgress(stage, batch, batches, epoch=epoch, epochs=epochs, metrics=metrics)
+            )
+
+        return report
+
+    # --- calibration -----------------------------------------------------------------------------
+
+    def calibrate(self) -> dict[str, Any]:
+        """Temperature on validation windows, then the no-logo threshold on validation photos."""
+        self.report(TrainingProgress("calibrating", 0, 2, message="temperature"))
+        calibration: dict[str, Any] = {"temperature": 1.0}
+        if self.validation is not None and self.validation_logits is not None:
+            calibration.update(self._temperature(self.validation_logits, self.validation.labels))
+        self.report(TrainingProgress("calibrating", 1, 2, message="no-logo threshold"))
+        calibration["threshold"] = self._threshold(calibration["temperature"])
+        self.report(TrainingProgress("calibrating", 2, 2, message="done"))
+        return calibration
+
+    @staticmethod
+    def _temperature(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        temperature = fit_temperature(logits, labels)
+        return {
+            "temperature": round(temperature, 4),
+            "validation_windows": len(labels),
+            "validation_window_accuracy": float(np.mean(logits.argmax(axis=1) == labels)),
+            "ece_before": round(softmax_calibration_error(logits, labels, 1.0), 4),
+            "ece_after": round(softmax_calibration_error(logits, labels, temperature), 4),
+            "nll_before": round(negative_log_likelihood(logits, labels, 1.0), 4),
+            "nll_after": round(negative_log_likelihood(logits, labels, temperature), 4),
+        }
+
+    def _threshold(self, temperature: float) -> dict[str, Any]:
+        """Choose the threshold on validation photos and logo-free pictures, multi-scale."""
+        photos = self.prepared.validation_photos
+        logo_photos = [photo for photo in photos if photo.has_logo]
+        negatives = validation_negatives(photos, seed=self.options.seed)
+        if not logo_photos and not negatives:
+            return {"value": 0.5, "note": "no validation photos: default threshold"}
+        classifier = self.classifier(temperature=temperature, threshold=0.5)
+        logo_scores = _scores(classifier, [(photo, None) for photo in logo_photos], self.options)
+        negative_scores = _scores(classifier, negatives, self.options)
+        choice = choose_threshold(
+            logo_scores=[score for score, _ in logo_scores],
+            logo_correct=[
+                brand in photo.brands
+                for (_, brand), photo in zip(logo_scores, logo_photos, strict=True)
+            ],
+            no_logo_scores=[score for score, _ in negative_scores],
+            max_false_positive_rate=self.options.max_false_positive_rate,
+        )
+        return {
+            "value": round(choice.threshold, 4),
+            "validation_logo_photos": len(logo_photos),
+            "validation_no_logo_pictures": len(negatives),
+            "validation_accuracy": round(choice.accuracy, 4),
+            "validation_brand_accuracy": round(choice.brand_accuracy, 4),
+            "validation_false_positive_rate": round(choice.false_positive_rate, 4),
+        }
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def final_model(self) -> keras.Model:
+        """The model to save: raw pixels in, logits and box out, sharing the trained layers."""
+        return build_logo_model(
+            backbone=self.backbone,
+            head=self.head,
+            image_size=self.options.image_size,
+            pooling=self.options.pooling,
+        )
+
+    def classifier(self, *, temperature: float, threshold: float) -> LogoClassifier:
+        """A classifier on the in-memory model, to score validation photos before saving."""
+        metadata = ModelMetadata(
+            version="validation",
+            labels=self.labels,
+            input_size=self.options.image_size,
+            no_logo_threshold=threshold,
+            temperature=temperature,
+            backbone=BACKBONE_NAME,
+            backbone_weights=self.options.backbone_weights,
+            created_at="",
+            training_seconds=0.0,
+            inference=self.options.inference,
+        )
+        predict = keras_predict_function(self.final_model(), self.options.image_size)
+        return LogoClassifier(metadata=metadata, predict=predict)
+
+    def curves(self) -> dict[str, list[float]]:
+        """Per-epoch loss and accuracy over both stages, for the training-curve picture."""
+        names = {
+            "loss": "train loss",
+            "val_loss": "validation loss",
+            "logits_categorical_accuracy": "train accuracy",
+            "val_logits_categorical_accuracy": "validation accuracy",
+        }
+        curves: dict[str, list[float]] = {label: [] for label in names.values()}
+        for stage in self.stages.values():
+            for key, label in names.items():
+                curves[label].extend(stage.history.get(key, []))
+        return curves
+
+    def stage_summaries(self) -> dict[str, Any]:
+        """Per stage: epochs run, the kept epoch and its validation values."""
+        summaries: dict[str, Any] = {}
+        for name, stage in self.stages.items():
+            index = stage.best_epoch - 1
+            summary: dict[str, Any] = {
+                "epochs": len(stage.history.get("loss", [])),
+                "best_epoch": stage.best_epoch,
+            }
+            for key in ("val_logits_loss", "val_logits_categorical_accuracy"):
+                values = stage.history.get(key, [])
+                if 0 <= index < len(values):
+                    summary[key.replace("categorical_", "")] = round(values[index], 4)
+            summaries[name] = summary
+        return summaries
+
+
+def _scores(
+    classifier: LogoClassifier,
+    pictures: Sequence[tuple[LabeledPhoto, Box | None]],
+    options: TrainOptions,
+) -> list[tuple[float, str]]:
+    """(highest brand probability, its brand) of each picture, opened a few at a time."""
+    scores: list[tuple[float, str]] = []
+    for start in range(0, len(pictures), SCORING_CHUNK):
+        images = []
+        for photo, region in pictures[start : start + SCORING_CHUNK]:
+            image = open_image(photo.path, max_pixels=options.max_image_pixels)
+            images.append(image.crop(region) if region is not None else image)
+        for predictions in classifier.analyse(images):
+            scores.append(best_brand(predictions.probabilities, classifier.labels))
+    return scores

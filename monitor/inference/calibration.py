@@ -1,0 +1,170 @@
+"""Calibration and the "no logo" decision, chosen on validation data (NumPy only).
+
+* **Temperature scaling** divides the logits by one number fitted to minimise the negative log
+  likelihood of the validation answers, so that "90% sure" is right about 90% of the time.
+* **Expected calibration error (ECE)** measures how far confidence and accuracy are apart, averaged
+  over confidence bins weighted by how many answers fall in each.
+* **The no-logo threshold** is the brand probability from which a photo is said to show a brand;
+  it is chosen to answer as many validation photos right as possible while giving a brand to at
+  most a given share of logo-free pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.inference.windows import softmax
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean negative log probability of the true labels at ``temperature``."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(scaled).sum(axis=1))
+    picked = scaled[np.arange(len(labels)), labels]
+    return float(np.mean(log_norm - picked))
+
+
+def fit_temperature(
+    logits: np.ndarray, labels: np.ndarray, *, low: float = 0.05, high: float = 20.0
+) -> float:
+    """The temperature in [low, high] with the lowest validation NLL (golden-section search).
+
+    The NLL is convex in 1/T, hence unimodal in log T: a one-dimensional search is exact enough.
+    """
+    labels = np.asarray(labels, dtype=int)
+    if len(labels) == 0:
+        raise ValueError("cannot fit a temperature without validation samples")
+    ratio = (np.sqrt(5) - 1) / 2
+    left, right = np.log(low), np.log(high)
+    for _ in range(80):
+        first = right - ratio * (right - left)
+        second = left + ratio * (right - left)
+        if negative_log_likelihood(logits, labels, float(np.exp(first))) <= negative_log_likelihood(
+            logits, labels, float(np.exp(second))
+        ):
+            right = second
+        else:
+            left = first
+    return float(np.exp((left + right) / 2))
+
+
+def expected_calibration_error(
+    confidences: np.ndarray, correct: np.ndarray, *, bins: int = 15
+) -> float:
+    """ECE: sum over equal-width confidence bins of |accuracy - confidence| x share of answers."""
+    confidences = np.asarray(confidences, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(confidences) == 0:
+        raise ValueError("cannot compute a calibration error without answers")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    indices = np.clip(np.digitize(confidences, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for index in range(bins):
+        members = indices == index
+        if members.any():
+            gap = abs(correct[members].mean() - confidences[members].mean())
+            error += gap * members.mean()
+    return float(error)
+
+
+def softmax_calibration_error(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """ECE of the top class of ``softmax(logits / temperature)``."""
+    probabilities = softmax(logits, temperature)
+    predictions = probabilities.argmax(axis=1)
+    return expected_calibration_error(
+        probabilities.max(axis=1), predictions == np.asarray(labels, dtype=int)
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The chosen threshold and what it gave on the validation pictures."""
+
+    threshold: float
+    accuracy: float
+    false_positive_rate: float
+    brand_accuracy: float
+
+
+def choose_threshold(
+    *,
+    logo_scores: Sequence[float],
+    logo_correct: Sequence[bool],
+    no_logo_scores: Sequence[float],
+    max_false_positive_rate: float,
+) -> ThresholdChoice:
+    """The no-logo threshold with the best accuracy whose false-positive rate is allowed.
+
+    ``logo_scores`` are the highest brand probabilities of photos showing a logo and
+    ``logo_correct`` whether that brand is right; ``no_logo_scores`` the same scores of logo-free
+    pictures. A picture is answered with its brand when its score reaches the threshold. Among the
+    thresholds with the best accuracy, those with the fewest false positives are kept, and the
+    middle of the widest range of them is taken (a margin both ways). When no threshold keeps the
+    false positives low enough, the highest is taken.
+    """
+    logo_array = np.asarray(logo_scores, dtype=np.float64)
+    correct = np.asarray(logo_correct, dtype=bool)
+    negative = np.asarray(no_logo_scores, dtype=np.float64)
+    if len(logo_array) != len(correct):
+        raise ValueError("logo_scores and logo_correct must have the same length")
+    if len(logo_array) + len(negative) == 0:
+        raise ValueError("cannot choose a threshold without validation pictures")
+    candidates = _candidate_thresholds(np.concatenate([logo_array, negative]))
+    results = [_outcome(value, logo_array, correct, negative) for value in candidates]
+    allowed = [result.false_positive_rate <= max_false_positive_rate for result in results]
+    if not any(allowed):
+        return results[-1]  # the highest threshold: as few false positives as possible
+    best = max(result.accuracy for result, ok in zip(results, allowed, strict=True) if ok)
+    fewest = min(
+        result.false_positive_rate
+        for result, ok in zip(results, allowed, strict=True)
+        if ok and result.accuracy >= best - 1e-12
+    )
+    good = [
+        ok and result.accuracy >= best - 1e-12 and result.false_positive_rate <= fewest + 1e-12
+        for result, ok in zip(results, allowed, strict=True)
+    ]
+    first, last = _widest_run(good, candidates)
+    return _outcome((candidates[first] + candidates[last]) / 2, logo_array, correct, negative)
+
+
+def _widest_run(good: Sequence[bool], values: Sequence[float]) -> tuple[int, int]:
+    """First and last index of the run of consecutive good candidates spanning the widest range."""
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for index, flag in enumerate([*good, False]):
+        if flag and start is None:
+            start = index
+        elif not flag and start is not None:
+            runs.append((start, index - 1))
+            start = None
+    return max(runs, key=lambda run: values[run[1]] - values[run[0]])
+
+
+def _candidate_thresholds(scores: np.ndarray) -> list[float]:
+    """Midpoints between consecutive distinct scores, plus one below and one above them all."""
+    distinct = np.unique(np.clip(scores, 0.0, 1.0))
+    middles = (distinct[:-1] + distinct[1:]) / 2
+    low = max(0.0, float(distinct[0]) - 1e-6)
+    high = min(1.0, float(distinct[-1]) + 1e-6)
+    return [low, *middles.tolist(), high]
+
+
+def _outcome(
+    threshold: float, logo_scores: np.ndarray, correct: np.ndarray, negative: np.ndarray
+) -> ThresholdChoice:
+    """Accuracy, false-positive rate and brand accuracy at one threshold."""
+    named = logo_scores >= threshold
+    right_logos = int(np.sum(named & correct))
+    false_positives = int(np.sum(negative >= threshold))
+    total = len(logo_scores) + len(negative)
+    return ThresholdChoice(
+        threshold=float(threshold),
+        accuracy=(right_logos + len(negative) - false_positives) / total,
+        false_positive_rate=false_positives / len(negative) if len(negative) else 0.0,
+        brand_accuracy=right_logos / len(logo_scores) if len(logo_scores) else 0.0,
+    )

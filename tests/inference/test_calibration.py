@@ -1,0 +1,129 @@
+"""Temperature scaling, calibration error and the choice of the no-logo threshold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.inference.calibration import (
+    choose_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    softmax_calibration_error,
+)
+from monitor.inference.windows import softmax
+
+
+def _calibrated_sample(count: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels drawn from those very logits: calibrated at temperature 1."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2.0, (count, classes))
+    probabilities = softmax(logits)
+    labels = np.array([rng.choice(classes, p=row) for row in probabilities])
+    return logits, labels
+
+
+def test_fit_temperature_undoes_overconfidence() -> None:
+    logits, labels = _calibrated_sample(4000, 5, seed=0)
+    assert fit_temperature(logits * 3.0, labels) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(logits, labels) == pytest.approx(1.0, rel=0.1)
+
+
+def test_fitted_temperature_lowers_nll_and_ece() -> None:
+    logits, labels = _calibrated_sample(3000, 4, seed=1)
+    overconfident = logits * 4.0
+    temperature = fit_temperature(overconfident, labels)
+    assert negative_log_likelihood(overconfident, labels, temperature) < negative_log_likelihood(
+        overconfident, labels, 1.0
+    )
+    before = softmax_calibration_error(overconfident, labels, 1.0)
+    after = softmax_calibration_error(overconfident, labels, temperature)
+    assert after < before / 2
+
+
+def test_fit_temperature_needs_samples() -> None:
+    with pytest.raises(ValueError, match="without validation samples"):
+        fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+def test_ece_by_hand() -> None:
+    # bin 0.9: accuracy 0.5, gap 0.4, half the answers; bin 0.6: accuracy 1.0, gap 0.4, half.
+    confidences = np.array([0.9, 0.9, 0.6, 0.6])
+    correct = np.array([True, False, True, True])
+    assert expected_calibration_error(confidences, correct, bins=10) == pytest.approx(0.4)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
+    confidences = np.array([0.75] * 4 + [1.0] * 3)
+    correct = np.array([True, True, True, False, True, True, True])
+    assert expected_calibration_error(confidences, correct) == pytest.approx(0.0)
+
+
+def test_ece_needs_answers() -> None:
+    with pytest.raises(ValueError, match="without answers"):
+        expected_calibration_error(np.array([]), np.array([]))
+
+
+def test_threshold_separates_logos_from_logo_free_pictures() -> None:
+    choice = choose_threshold(
+        logo_scores=[0.9, 0.8, 0.7, 0.4],
+        logo_correct=[True, True, False, True],
+        no_logo_scores=[0.1, 0.2, 0.3, 0.5],
+        max_false_positive_rate=0.0,
+    )
+    # above 0.5 no logo-free picture is named; between 0.5 and 0.7 the two right logos count.
+    assert 0.5 < choice.threshold <= 0.7
+    assert choice.false_positive_rate == 0.0
+    assert choice.brand_accuracy == 0.5
+    assert choice.accuracy == pytest.approx(6 / 8)
+
+
+def test_threshold_trades_accuracy_for_the_allowed_false_positives() -> None:
+    logos: dict[str, Any] = {"logo_scores": [0.9, 0.45, 0.44], "logo_correct": [True, True, True]}
+    strict = choose_threshold(**logos, no_logo_scores=[0.5, 0.1], max_false_positive_rate=0.0)
+    loose = choose_threshold(**logos, no_logo_scores=[0.5, 0.1], max_false_positive_rate=0.5)
+    assert strict.threshold > 0.5 and strict.false_positive_rate == 0.0
+    assert strict.accuracy == pytest.approx(3 / 5)
+    assert 0.1 < loose.threshold <= 0.44 and loose.false_positive_rate == 0.5
+    assert loose.accuracy == pytest.approx(4 / 5)
+
+
+def test_equal_accuracy_prefers_fewer_false_positives() -> None:
+    choice = choose_threshold(
+        logo_scores=[0.9, 0.45],
+        logo_correct=[True, True],
+        no_logo_scores=[0.5, 0.1],
+        max_false_positive_rate=0.5,
+    )
+    assert 0.5 < choice.threshold <= 0.9 and choice.false_positive_rate == 0.0
+
+
+def test_when_no_threshold_is_allowed_the_highest_is_taken() -> None:
+    choice = choose_threshold(
+        logo_scores=[0.5], logo_correct=[True], no_logo_scores=[0.99], max_false_positive_rate=0.0
+    )
+    assert choice.threshold > 0.99
+
+
+def test_threshold_without_logo_free_pictures_names_every_logo() -> None:
+    choice = choose_threshold(
+        logo_scores=[0.9, 0.3],
+        logo_correct=[True, True],
+        no_logo_scores=[],
+        max_false_positive_rate=0.0,
+    )
+    assert choice.threshold <= 0.3 and choice.accuracy == 1.0
+
+
+def test_threshold_input_is_checked() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        choose_threshold(
+            logo_scores=[0.5], logo_correct=[], no_logo_scores=[], max_false_positive_rate=0.1
+        )
+    with pytest.raises(ValueError, match="without validation pictures"):
+        choose_threshold(
+            logo_scores=[], logo_correct=[], no_logo_scores=[], max_false_positive_rate=0.1
+        )

@@ -1,0 +1,171 @@
+"""Training end to end on tiny synthetic data with an untrained backbone (seconds, no ImageNet)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitor.exceptions import ConfigurationError, DatasetError
+from monitor.inference.classifier import load_classifier
+from monitor.inference.datasets import read_dataset
+from monitor.inference.model_dir import (
+    CURVE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SPLIT_FILE,
+    read_metadata,
+)
+from monitor.inference.training import (
+    TrainingProgress,
+    TrainOptions,
+    class_weights,
+    train_model,
+)
+from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
+
+FAST = TrainOptions(
+    epochs_head=2,
+    epochs_finetune=1,
+    image_size=32,
+    backbone_weights="random",
+    windows_per_box=2,
+    backgrounds_per_photo=1,
+    batch_size=16,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[TrainingProgress]]:
+    """One fast training run on a synthetic FlickrLogos-style set, shared by the tests below."""
+    root = tmp_path_factory.mktemp("train")
+    dataset = write_flickr_dataset(root / "set", photos_per_brand=6)
+    steps: list[TrainingProgress] = []
+    train_model(
+        dataset_dir=dataset,
+        out_dir=root / "model",
+        options=replace(FAST, validation_fraction=0.2, test_fraction=0.2, seed=1),
+        progress=steps.append,
+    )
+    return dataset, root / "model", steps
+
+
+def test_training_writes_a_complete_model_directory(
+    trained: tuple[Path, Path, list[TrainingProgress]],
+) -> None:
+    _, model_dir, _ = trained
+    for name in (MODEL_FILE, "metadata.json", METRICS_FILE, CURVE_FILE, SPLIT_FILE):
+        assert (model_dir / name).is_file(), name
+    assert not [path for path in model_dir.parent.iterdir() if path.name.startswith(".model.")]
+    metadata = read_metadata(model_dir)
+    assert metadata.labels == ("acme", "globex", "initech")
+    assert metadata.input_size == 32
+    assert metadata.backbone == "MobileNetV2" and metadata.backbone_weights == "random"
+    assert metadata.temperature > 0 and 0 <= metadata.no_logo_threshold <= 1
+    assert metadata.training_seconds > 0
+    metrics = json.loads((model_dir / METRICS_FILE).read_text())
+    assert metrics["stages"]["head"]["epochs"] == 2
+    assert metrics["stages"]["finetune"]["epochs"] == 1
+    assert {"ece_before", "ece_after", "threshold"} <= set(metrics["calibration"])
+
+
+def test_the_split_holds_out_whole_photos(
+    trained: tuple[Path, Path, list[TrainingProgress]],
+) -> None:
+    dataset_dir, model_dir, _ = trained
+    split = json.loads((model_dir / SPLIT_FILE).read_text())
+    train, validation, test = (set(split[side]) for side in ("train", "validation", "test"))
+    assert not (train & test) and not (train & validation) and not (validation & test)
+    assert train | validation | test == {photo.name for photo in read_dataset(dataset_dir).photos}
+    assert len(test) == 3  # one photo of each of the three brands (6 x 0.2, rounded)
+
+
+def test_the_trained_model_loads_and_classifies(
+    trained: tuple[Path, Path, list[TrainingProgress]],
+) -> None:
+    _, model_dir, _ = trained
+    classifier = load_classifier(model_dir)
+    (detections,) = classifier.classify([draw_photo((200, 150), [("acme", (20, 20, 80, 80))], 3)])
+    for detection in detections:
+        assert detection.brand in classifier.labels and detection.box is not None
+
+
+def test_progress_goes_through_every_stage_in_order(
+    trained: tuple[Path, Path, list[TrainingProgress]],
+) -> None:
+    *_, steps = trained
+    stages = list(dict.fromkeys(step.stage for step in steps))
+    assert stages == ["reading", "features", "head", "finetune", "calibrating", "saving"]
+    head_steps = [step for step in steps if step.stage == "head"]
+    assert head_steps[-1].epoch == head_steps[-1].epochs == 2
+    assert all(step.completed <= step.total for step in steps)
+
+
+def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> None:
+    dataset = write_brand_folders(tmp_path / "set", per_brand=4)
+    negatives = tmp_path / "negatives"
+    negatives.mkdir()
+    for index in range(3):
+        draw_photo((80, 60), [], seed=index).save(negatives / f"{index}.jpg")
+    options = replace(FAST, epochs_finetune=0, negatives_dir=negatives, test_fraction=0.0)
+    info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
+    assert info.labels == ("acme", "globex")
+    assert "finetune" not in info.metrics["stages"]
+    assert info.metrics["samples"]["train_no_logo"] > 0
+    assert load_classifier(info.model_dir).version == info.version
+
+
+def test_an_existing_non_empty_output_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "keep.txt").write_text("in use")
+    with pytest.raises(ConfigurationError, match="already exists and is not empty"):
+        train_model(dataset_dir=tmp_path, out_dir=tmp_path / "model", options=FAST)
+
+
+def test_a_missing_dataset_is_a_dataset_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist"):
+        train_model(dataset_dir=tmp_path / "none", out_dir=tmp_path / "m", options=TrainOptions())
+    assert not (tmp_path / "m").exists()
+
+
+def test_an_undecodable_photo_is_a_dataset_error(tmp_path: Path) -> None:
+    dataset = write_brand_folders(tmp_path / "set", per_brand=2)
+    photo = dataset / "acme" / "0.png"
+    photo.write_bytes(photo.read_bytes()[:200])
+    with pytest.raises(DatasetError, match=r"cannot use acme/0\.png"):
+        train_model(
+            dataset_dir=dataset,
+            out_dir=tmp_path / "m",
+            options=replace(FAST, test_fraction=0.0, validation_fraction=0.0),
+        )
+
+
+def test_missing_weights_file_is_a_configuration_error(tmp_path: Path) -> None:
+    dataset = write_brand_folders(tmp_path / "set", per_brand=2)
+    options = replace(FAST, backbone_weights=str(tmp_path / "absent.h5"))
+    with pytest.raises(ConfigurationError, match="neither 'imagenet' nor an existing"):
+        train_model(dataset_dir=dataset, out_dir=tmp_path / "m", options=options)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs_head": 0}, "epochs_head must be at least 1"),
+        ({"image_size": 8}, "image_size must be between"),
+        ({"validation_fraction": 0.5, "test_fraction": 0.45}, "must leave photos"),
+        ({"finetune_from_block": 17}, "finetune_from_block"),
+        ({"dropout_rate": 1.0}, "dropout_rate"),
+    ],
+)
+def test_bad_options_are_configuration_errors(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        TrainOptions(**changes)  # type: ignore[arg-type]
+
+
+def test_class_weights_balance_present_classes() -> None:
+    weights = class_weights([0, 0, 0, 1, 3, 3], 4)
+    assert weights[2] == 0.0
+    assert weights[0] * 3 == pytest.approx(weights[1] * 1) == pytest.approx(weights[3] * 2)
+    assert (weights[[0, 0, 0, 1, 3, 3]].sum()) == pytest.approx(6)
