@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ SOURCES = {
 
 
 @pytest.fixture
-def platform() -> PlatformServer:
+def platform() -> Iterator[PlatformServer]:
     server = PlatformServer()
     server.add("/api/v1/timelines/tag/bmw", Reply.json_file("mastodon_tag_page1.json"))
     server.add("/api/v1/timelines/tag/bmw", Reply.json([]), query={"max_id": "112000000000001001"})
