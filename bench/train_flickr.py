@@ -1,0 +1,84 @@
+"""The full training on FlickrLogos-27, timed, then its evaluation on the held-out test photos.
+
+    python bench/train_flickr.py [--out MODEL_DIR] [--dataset DIR]
+
+Equivalent to::
+
+    monitor train --dataset ../shared/datasets/flickr_logos_27 --out MODEL_DIR
+    monitor evaluate --model MODEL_DIR --dataset ../shared/datasets/flickr_logos_27 --json
+
+The numbers (training time, accuracy, brand accuracy, no-logo false positives, ...) are printed
+and written to ``bench/results/train_flickr-<model version>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from monitor.inference.evaluation import evaluate_model
+from monitor.inference.training import TrainingProgress, TrainOptions, train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "flickr_logos_27"
+RESULTS = ROOT / "bench" / "results"
+GOALS = {"accuracy": 0.90, "brand_accuracy": 0.85, "no_logo_false_positive_rate": 0.05}
+
+
+def print_epochs(step: TrainingProgress) -> None:
+    """One line per finished epoch or stage, so the log shows where the time goes."""
+    if step.completed == step.total and (step.epoch or step.stage != "features"):
+        epoch = f" epoch {step.epoch}/{step.epochs}" if step.epoch else ""
+        metrics = " ".join(f"{name} {value:.3f}" for name, value in step.metrics.items())
+        print(
+            f"{time.strftime('%H:%M:%S')} {step.stage}{epoch} {metrics} {step.message}", flush=True
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "models" / time.strftime("flickr-%Y%m%d-%H%M%S")
+    )
+    arguments = parser.parse_args()
+
+    started = time.monotonic()
+    info = train_model(
+        dataset_dir=arguments.dataset,
+        out_dir=arguments.out,
+        options=TrainOptions(),
+        progress=print_epochs,
+    )
+    training_minutes = (time.monotonic() - started) / 60
+    report = evaluate_model(model_dir=info.model_dir, dataset_dir=arguments.dataset)
+    result = {
+        "model_dir": str(info.model_dir),
+        "model_version": info.version,
+        "training_minutes": round(training_minutes, 1),
+        "training_timings_seconds": info.metrics["timings_seconds"],
+        "validation": info.metrics["calibration"],
+        "test": report.to_dict(),
+        "goals": {
+            name: {"goal": goal, "measured": getattr(report, name)} for name, goal in GOALS.items()
+        },
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"train_flickr-{info.version}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"trained in {training_minutes:.1f} min; model {info.version} in {info.model_dir}")
+    for name, value in (
+        ("accuracy (brand or no logo)", report.accuracy),
+        ("brand accuracy on logo photos", report.brand_accuracy),
+        ("no-logo pictures given a brand", report.no_logo_false_positive_rate),
+        ("found logos with box IoU >= 0.5", report.box_iou50_share),
+        ("calibration error (ECE)", report.ece),
+    ):
+        print(f"  {name}: {'n/a' if value is None else f'{value:.4f}'}")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
