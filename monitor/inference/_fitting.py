@@ -241,14 +241,17 @@ def fit_stage(
 ) -> StageResult:
     """Fit ``model`` for ``epochs`` and keep the epoch with the lowest validation class loss.
 
-    Without validation samples the training loss decides (the best that can be done).
+    The loss rather than the accuracy: a head that has grown overconfident on its training windows
+    can keep the accuracy while its loss soars, and fine-tuning from it goes worse (measured:
+    0.81 against 0.85 validation window accuracy). Without validation samples the training loss
+    decides (the best that can be done).
     """
     num_classes = int(model.output[LOGITS_OUTPUT].shape[-1])
     train_data = dataset_of(
         train, train_inputs, batch_size=batch_size, shuffle_seed=seed, num_classes=num_classes
     )
     validation_data = None
-    monitor = f"{LOGITS_OUTPUT}_loss"
+    prefix = ""
     if validation is not None and validation_inputs is not None and len(validation):
         validation_data = dataset_of(
             validation,
@@ -257,8 +260,8 @@ def fit_stage(
             shuffle_seed=None,
             num_classes=num_classes,
         )
-        monitor = f"val_{LOGITS_OUTPUT}_loss"
-    keeper = KeepBestWeights(monitor)
+        prefix = "val_"
+    keeper = KeepBestWeights(f"{prefix}{LOGITS_OUTPUT}_loss")
     batches = -(-len(train) // batch_size)
     history = model.fit(
         train_data,

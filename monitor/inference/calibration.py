@@ -101,7 +101,8 @@ def choose_threshold(
 
     ``logo_scores`` are the highest brand probabilities of photos showing a logo and
     ``logo_correct`` whether that brand is right; ``no_logo_scores`` the same scores of logo-free
-    pictures. A picture is answered with its brand when its score reaches the threshold. Among the
+    pictures (more of them make the false-positive rate better known; the accuracy weighs both
+    kinds equally). A picture is answered with its brand when its score reaches the threshold. Among the
     thresholds with the best accuracy, those with the fewest false positives are kept, and the
     middle of the widest range of them is taken (a margin both ways). When no threshold keeps the
     false positives low enough, the highest is taken.
@@ -157,14 +158,22 @@ def _candidate_thresholds(scores: np.ndarray) -> list[float]:
 def _outcome(
     threshold: float, logo_scores: np.ndarray, correct: np.ndarray, negative: np.ndarray
 ) -> ThresholdChoice:
-    """Accuracy, false-positive rate and brand accuracy at one threshold."""
+    """Accuracy, false-positive rate and brand accuracy at one threshold.
+
+    The accuracy weighs logo and logo-free pictures equally, as if there were as many of each
+    (as in the test sets this recipe is measured on), whatever their numbers in validation.
+    """
     named = logo_scores >= threshold
-    right_logos = int(np.sum(named & correct))
-    false_positives = int(np.sum(negative >= threshold))
-    total = len(logo_scores) + len(negative)
+    brand_accuracy = float(np.mean(named & correct)) if len(logo_scores) else None
+    false_positive_rate = float(np.mean(negative >= threshold)) if len(negative) else None
+    parts = [value for value in (brand_accuracy, _flip(false_positive_rate)) if value is not None]
     return ThresholdChoice(
         threshold=float(threshold),
-        accuracy=(right_logos + len(negative) - false_positives) / total,
-        false_positive_rate=false_positives / len(negative) if len(negative) else 0.0,
-        brand_accuracy=right_logos / len(logo_scores) if len(logo_scores) else 0.0,
+        accuracy=sum(parts) / len(parts),
+        false_positive_rate=false_positive_rate or 0.0,
+        brand_accuracy=brand_accuracy or 0.0,
     )
+
+
+def _flip(rate: float | None) -> float | None:
+    return None if rate is None else 1.0 - rate

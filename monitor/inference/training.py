@@ -57,6 +57,7 @@ from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
 
 BACKBONE_NAME = "MobileNetV2"
+VALIDATION_NEGATIVES_PER_PHOTO = 3
 
 
 @dataclass(frozen=True)
@@ -384,13 +385,14 @@ def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.nd
 def validation_negatives(
     photos: Sequence[LabeledPhoto], *, seed: int
 ) -> list[tuple[LabeledPhoto, Any]]:
-    """Logo-free validation pictures: whole logo-free photos, else regions outside every box.
+    """Logo-free validation pictures: whole logo-free photos, then regions outside every box.
 
-    As many as there are validation photos with a logo, like the test set.
+    ``VALIDATION_NEGATIVES_PER_PHOTO`` per validation photo with a logo: the false-positive rate
+    the threshold is held to is a small share, so it needs many pictures to be known.
     """
     logo_photos = [photo for photo in photos if photo.has_logo]
     whole = [(photo, (0, 0, *photo.size)) for photo in photos if not photo.has_logo]
-    wanted = max(0, len(logo_photos) - len(whole))
+    wanted = max(0, VALIDATION_NEGATIVES_PER_PHOTO * len(logo_photos) - len(whole))
     regions = held_out_negatives(logo_photos, count=wanted, seed=seed) if wanted else []
     return whole + regions
 

@@ -86,9 +86,21 @@ def test_threshold_trades_accuracy_for_the_allowed_false_positives() -> None:
     strict = choose_threshold(**logos, no_logo_scores=[0.5, 0.1], max_false_positive_rate=0.0)
     loose = choose_threshold(**logos, no_logo_scores=[0.5, 0.1], max_false_positive_rate=0.5)
     assert strict.threshold > 0.5 and strict.false_positive_rate == 0.0
-    assert strict.accuracy == pytest.approx(3 / 5)
+    assert strict.accuracy == pytest.approx((1 / 3 + 1) / 2)
     assert 0.1 < loose.threshold <= 0.44 and loose.false_positive_rate == 0.5
-    assert loose.accuracy == pytest.approx(4 / 5)
+    assert loose.accuracy == pytest.approx((1 + 0.5) / 2)
+
+
+def test_accuracy_weighs_logo_and_logo_free_pictures_equally() -> None:
+    choice = choose_threshold(
+        logo_scores=[0.9, 0.2],
+        logo_correct=[True, True],
+        no_logo_scores=[0.1] * 8,
+        max_false_positive_rate=0.0,
+    )
+    assert choice.threshold <= 0.2
+    assert choice.accuracy == pytest.approx(1.0)
+    assert choice.brand_accuracy == pytest.approx(1.0)
 
 
 def test_equal_accuracy_prefers_fewer_false_positives() -> None:
