@@ -42,9 +42,10 @@ def test_old_versus_new_logos_beat_chance_on_unseen_photos(
 def test_quick_training_mode_on_a_few_hundred_synthetic_pictures(
     shared_dir: Path, tmp_path: Path
 ) -> None:
-    """The demo's quick mode: head only, 128 pixels; a couple of minutes on a laptop CPU."""
-    import time
+    """The demo's quick mode (head only, 128 pixels) learns a small set well enough to be useful.
 
+    How long it takes is measured by the benchmarks, not asserted here.
+    """
     from monitor.inference.evaluation import evaluate_model
     from tests.inference.factories import write_brand_folders
 
@@ -63,10 +64,7 @@ def test_quick_training_mode_on_a_few_hundred_synthetic_pictures(
         backbone_weights=str(weights),
         no_logo_folder="none",
     )
-    started = time.monotonic()
     info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
-    seconds = time.monotonic() - started
-    assert seconds < 300, f"quick training took {seconds:.0f} s"
 
     report = evaluate_model(model_dir=info.model_dir, dataset_dir=dataset, no_logo_folder="none")
     assert report.photos_used.startswith("test split")
