@@ -37,7 +37,7 @@ def train(
     dataset: Annotated[
         Path, typer.Option(help="Folder per brand, or FlickrLogos-style annotations.txt + images/.")
     ],
-    out: Annotated[Path, typer.Option(help="New model directory to write (must not exist).")],
+    out: Annotated[Path, typer.Option(help="New model directory to write (absent or empty).")],
     epochs_head: Annotated[int | None, typer.Option(help="Epochs fitting the head.")] = None,
     epochs_finetune: Annotated[
         int | None, typer.Option(help="Epochs fine-tuning the top of the backbone (0: none).")

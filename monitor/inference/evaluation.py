@@ -12,6 +12,7 @@ most probable detection's brand, or "no logo" when there is none.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 from PIL.Image import Image
 
 from monitor.domain import Box, Detection
-from monitor.exceptions import DatasetError
+from monitor.exceptions import DatasetError, ImageDecodeError
 from monitor.inference.calibration import expected_calibration_error
 from monitor.inference.classifier import LogoClassifier, load_classifier
 from monitor.inference.datasets import (
@@ -197,8 +198,6 @@ def _split_for(dataset: Dataset, model_dir: Path, *, seed: int | None) -> PhotoS
 
 def _saved_split(dataset: Dataset, model_dir: Path) -> PhotoSplit | None:
     """The split file of the model when it belongs to this dataset."""
-    import json
-
     path = model_dir / SPLIT_FILE
     if not path.is_file():
         return None
@@ -240,8 +239,7 @@ def _classify_items(
 
 
 def _open_item(item: _Item, failed: list[str]) -> Image | None:
-    from monitor.exceptions import ImageDecodeError
-
+    """The item's picture, or None (and the reason added to ``failed``) when it cannot be read."""
     try:
         image = open_image(item.photo.path)
     except ImageDecodeError as exc:
