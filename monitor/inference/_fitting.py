@@ -49,6 +49,8 @@ class StageResult:
     best_epoch: int
     best_value: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    averaged_from: int | None = None
+    """When set, the kept weights are the average of the epochs from this one to the last."""
 
 
 def preprocessing(image_size: int) -> tuple[layers.Layer, layers.Layer]:
@@ -211,6 +213,38 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.model.set_weights(self._best_weights)
 
 
+class AverageWeights(keras.callbacks.Callback):
+    """Sum the weights of every epoch from ``start`` on, for their average (weight averaging).
+
+    Averaging the weights the optimiser passes through late in training lands in a flatter, more
+    general place than any single epoch, and the model varies less from run to run. With batch
+    normalisation frozen the averaged weights need no statistics recomputed.
+    """
+
+    def __init__(self, start: int) -> None:
+        super().__init__()
+        self.start = start
+        self.count = 0
+        self._sums: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if epoch + 1 < self.start:
+            return
+        weights = self.model.get_weights()
+        if self._sums is None:
+            self._sums = [weight.astype(np.float64) for weight in weights]
+        else:
+            for total, weight in zip(self._sums, weights, strict=True):
+                total += weight
+        self.count += 1
+
+    def averaged(self) -> list[np.ndarray] | None:
+        """The average weights, or None when no epoch was summed."""
+        if self._sums is None:
+            return None
+        return [(total / self.count).astype(np.float32) for total in self._sums]
+
+
 class ReportBatches(keras.callbacks.Callback):
     """Forward batch-level progress to the caller's progress function."""
 
@@ -238,6 +272,7 @@ def fit_stage(
     batch_size: int,
     seed: int,
     report: BatchReport,
+    average_from: int | None = None,
 ) -> StageResult:
     """Fit ``model`` for ``epochs`` and keep the epoch with the lowest validation class loss.
 
@@ -245,6 +280,9 @@ def fit_stage(
     can keep the accuracy while its loss soars, and fine-tuning from it goes worse (measured:
     0.81 against 0.85 validation window accuracy). Without validation samples the training loss
     decides (the best that can be done).
+
+    With ``average_from``, the average of the weights of the epochs from that one on is kept
+    instead when its validation loss is lower still.
     """
     num_classes = int(model.output[LOGITS_OUTPUT].shape[-1])
     train_data = dataset_of(
@@ -262,6 +300,7 @@ def fit_stage(
         )
         prefix = "val_"
     keeper = KeepBestWeights(f"{prefix}{LOGITS_OUTPUT}_loss")
+    averager = AverageWeights(average_from or epochs + 1)
     batches = -(-len(train) // batch_size)
     history = model.fit(
         train_data,
@@ -269,15 +308,37 @@ def fit_stage(
         epochs=epochs,
         verbose=0,
         shuffle=False,
-        callbacks=[keeper, ReportBatches(report, batches)],
+        callbacks=[keeper, averager, ReportBatches(report, batches)],
     )
-    return StageResult(
+    result = StageResult(
         best_epoch=keeper.best_epoch,
         best_value=keeper.best_value,
         history={
             name: [float(value) for value in values] for name, values in history.history.items()
         },
     )
+    averaged = averager.averaged()
+    if averaged is not None and validation_data is not None and averager.count > 1:
+        result = _prefer_average(model, result, averaged, validation_data, averager.start)
+    return result
+
+
+def _prefer_average(
+    model: keras.Model,
+    result: StageResult,
+    averaged: list[np.ndarray],
+    validation_data: tf.data.Dataset,
+    start: int,
+) -> StageResult:
+    """Keep the averaged weights when their validation class loss beats the best epoch's."""
+    best = model.get_weights()
+    model.set_weights(averaged)
+    scores = model.evaluate(validation_data, verbose=0, return_dict=True)
+    loss = float(scores[f"{LOGITS_OUTPUT}_loss"])
+    if loss < result.best_value:
+        return StageResult(0, loss, result.history, averaged_from=start)
+    model.set_weights(best)
+    return result
 
 
 def head_trainer(head: keras.Model) -> keras.Model:

@@ -169,6 +169,7 @@ class TrainingRun:
             batch_size=self.options.batch_size,
             seed=self.options.seed + 1,
             report=self._batch_reporter("finetune", self.options.epochs_finetune),
+            average_from=self.options.epochs_finetune // 2 + 1,
         )
         if len(validation):
             self.validation_logits = _fitting.predict_logits(self.finetune, validation.features)
@@ -289,6 +290,12 @@ class TrainingRun:
             summary: dict[str, Any] = {
                 "epochs": len(stage.history.get("loss", [])),
                 "best_epoch": stage.best_epoch,
+                "kept": (
+                    f"average of epochs {stage.averaged_from}-{len(stage.history.get('loss', []))}"
+                    if stage.averaged_from
+                    else f"epoch {stage.best_epoch}"
+                ),
+                "kept_validation_loss": round(stage.best_value, 4),
             }
             for key in ("val_logits_loss", "val_logits_categorical_accuracy"):
                 values = stage.history.get(key, [])

@@ -73,8 +73,8 @@ class TrainOptions:
     the chosen threshold may give a brand.
     """
 
-    epochs_head: int = 30
-    epochs_finetune: int = 8
+    epochs_head: int = 10
+    epochs_finetune: int = 10
     image_size: int = 224
     batch_size: int = 32
     backbone_weights: str = "imagenet"
@@ -84,17 +84,17 @@ class TrainOptions:
     seed: int = 0
     no_logo_folder: str | None = None
     windows_per_box: int = 8
-    backgrounds_per_photo: int = 6
+    backgrounds_per_photo: int = 10
     head_learning_rate: float = 1e-3
     finetune_learning_rate: float = 1e-4
-    finetune_from_block: int = 12
+    finetune_from_block: int = 9
     dropout_rate: float = 0.3
     pooling: str = "average_max"
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     max_context: float = 4.0
     box_loss_weight: float = 1.0
-    max_false_positive_rate: float = 0.03
+    max_false_positive_rate: float = 0.04
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
 
