@@ -9,9 +9,10 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
    positions, augmented; logo-free windows of the same photos (and of ``negatives_dir``) as the
    "no logo" class. Classes are weighted so each brand and "no logo" count alike.
 3. Run the frozen lower MobileNetV2 (ImageNet weights) once over every sample and cache its output.
-4. Fit the head (classes + box) on pooled features, then fine-tune the top blocks of the backbone
-   with the head at a low learning rate, batch norm frozen; each stage keeps its best epoch on
-   validation.
+4. Fit the head (classes + box) on pooled features (average and maximum), then fine-tune the
+   backbone from block 9 up with the head at a low learning rate, batch norm frozen; each stage
+   keeps its best epoch on validation, fine-tuning the average of its late epochs' weights when
+   that validates better.
 5. Calibrate: fit a temperature on validation windows (ECE before and after is recorded), then
    choose the no-logo threshold on validation photos and logo-free regions with the multi-scale
    classifier exactly as it runs in use.
