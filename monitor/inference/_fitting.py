@@ -126,6 +126,16 @@ def extract_features(
     return np.concatenate(parts)
 
 
+def concatenate_arrays(base: Arrays, extra: Arrays, chosen: np.ndarray) -> Arrays:
+    """``base`` with the ``chosen`` rows of ``extra`` appended (sample weights as they were)."""
+    return Arrays(
+        features=np.concatenate([base.features, extra.features[chosen]]),
+        labels=np.concatenate([base.labels, extra.labels[chosen]]),
+        boxes=np.concatenate([base.boxes, extra.boxes[chosen]]),
+        weights=np.concatenate([base.weights, extra.weights[chosen]]),
+    )
+
+
 def pool_features(upper: keras.Model | None, features: np.ndarray, pooling: str) -> np.ndarray:
     """Pooled backbone features of cached lower features (identity when there is no upper)."""
     if upper is None:

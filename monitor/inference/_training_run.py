@@ -25,7 +25,7 @@ from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.model_dir import ModelMetadata
 from monitor.inference.network import build_backbone, build_head, build_logo_model, pooled_width
 from monitor.inference.pixels import open_image
-from monitor.inference.samples import SampleSpec, render_all
+from monitor.inference.samples import SampleSpec, hard_negative_candidates, render_all
 from monitor.inference.training import (
     BACKBONE_NAME,
     Progress,
@@ -35,7 +35,7 @@ from monitor.inference.training import (
     class_weights,
     validation_negatives,
 )
-from monitor.inference.windows import best_brand
+from monitor.inference.windows import best_brand, softmax
 
 SCORING_CHUNK = 16
 
@@ -68,6 +68,7 @@ class TrainingRun:
         self.stages: dict[str, _fitting.StageResult] = {}
         self.validation_logits: np.ndarray | None = None
         self.validation: _fitting.Arrays | None = None
+        self.hard_negative_summary: dict[str, Any] = {}
 
     # --- fitting ---------------------------------------------------------------------------------
 
@@ -84,6 +85,12 @@ class TrainingRun:
         clock = time.monotonic()
         self._fit_head(train, validation)
         timings["head"] = round(time.monotonic() - clock, 1)
+        if self.options.hard_negatives > 0:
+            clock = time.monotonic()
+            train = self._with_hard_negatives(train)
+            if self.upper is None:
+                self._fit_head(train, validation)
+            timings["hard_negatives"] = round(time.monotonic() - clock, 1)
         if self.upper is not None:
             clock = time.monotonic()
             self._fit_finetune(train, validation)
@@ -115,6 +122,42 @@ class TrainingRun:
             extract, samples, count=len(specs), image_size=size, on_batch=on_batch
         )
         return _fitting.Arrays(features, labels, boxes, weights)
+
+    def _with_hard_negatives(self, train: _fitting.Arrays) -> _fitting.Arrays:
+        """``train`` plus the logo-free grid windows the fitted head most takes for a brand.
+
+        Scored with the head just fitted (and the not yet fine-tuned upper backbone), the hardest
+        ``hard_negatives`` candidates join the "no logo" class for the rest of training.
+        """
+        photos = self.prepared.train_photos
+        inference = self.options.inference
+        candidates = hard_negative_candidates(
+            photos,
+            no_logo=len(self.labels),
+            grids=inference.grids,
+            overlap=inference.overlap,
+            min_window_side=inference.min_window_side,
+            per_photo=self.options.hard_negative_candidates_per_photo,
+            rng=np.random.default_rng([self.options.seed, 5]),
+        )
+        if not candidates:
+            self.hard_negative_summary = {"candidates": 0, "kept": 0}
+            return train
+        mined = self._arrays(photos, candidates, "hard-negative candidates")
+        pooled = _fitting.pool_features(self.upper, mined.features, self.options.pooling)
+        logits = _fitting.predict_logits(self.head, pooled)
+        brand_probability = softmax(logits)[:, : len(self.labels)].max(axis=1)
+        hardest = np.argsort(-brand_probability)[: self.options.hard_negatives]
+        self.hard_negative_summary = {
+            "candidates": len(candidates),
+            "kept": len(hardest),
+            "lowest_kept_brand_probability": round(float(brand_probability[hardest].min()), 4),
+        }
+        combined = _fitting.concatenate_arrays(train, mined, hardest)
+        combined.weights = class_weights(combined.labels, self.num_outputs)[combined.labels].astype(
+            np.float32
+        )
+        return combined
 
     def _fit_head(self, train: _fitting.Arrays, validation: _fitting.Arrays) -> None:
         """Fit the head on pooled features (fast: the backbone does not run)."""

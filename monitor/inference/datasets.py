@@ -392,7 +392,7 @@ def background_regions(
     if photo.has_logo and not photo.boxes:
         return []
     width, height = photo.size
-    blocked = [_grow(logo.box, margin, photo.size) for logo in photo.boxes]
+    blocked = grown_boxes(photo, margin=margin)
     regions: list[Box] = []
     for _ in range(attempts):
         if len(regions) >= count:
@@ -401,6 +401,11 @@ def background_regions(
         if region and not any(intersection_area(region, box) for box in blocked):
             regions.append(region)
     return regions
+
+
+def grown_boxes(photo: LabeledPhoto, *, margin: int = 4) -> list[Box]:
+    """The photo's logo boxes grown by ``margin`` pixels: a region touching none shows no logo."""
+    return [_grow(logo.box, margin, photo.size) for logo in photo.boxes]
 
 
 def _grow(box: Box, margin: int, size: tuple[int, int]) -> Box:

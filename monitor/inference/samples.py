@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from monitor.domain import Box
-from monitor.inference.datasets import LabeledPhoto, background_regions
+from monitor.inference.datasets import LabeledPhoto, background_regions, grown_boxes
 from monitor.inference.pixels import open_image, window_pixels
+from monitor.inference.windows import grid_windows, intersection_area
 
 NO_BOX = (0.0, 0.0, 0.0, 0.0)
 
@@ -191,6 +192,44 @@ def _augmentation(rng: np.random.Generator, plan: SamplingPlan) -> Augmentation:
         low_resolution_side=int(rng.integers(24, 64)) if rng.random() < 0.15 else 0,
         greyscale=bool(rng.random() < 0.05),
     )
+
+
+def hard_negative_candidates(
+    photos: Sequence[LabeledPhoto],
+    *,
+    no_logo: int,
+    grids: Sequence[int],
+    overlap: float,
+    min_window_side: int,
+    per_photo: int,
+    rng: np.random.Generator,
+) -> list[SampleSpec]:
+    """Logo-free windows placed exactly as the classifier places them at work, to mine.
+
+    Random background windows rarely look like a logo; the windows that make a false positive in
+    use are particular ones (signs, text, other brands' marks) seen at the classifier's own grid
+    scales. These candidates are the grid windows of each photo that touch no logo box (all of
+    them in a logo-free photo), up to ``per_photo`` a photo at random; training scores them and
+    keeps the ones the model takes for a brand.
+    """
+    specs: list[SampleSpec] = []
+    for photo_index, photo in enumerate(photos):
+        if photo.has_logo and not photo.boxes:
+            continue
+        blocked = grown_boxes(photo)
+        windows = [
+            window
+            for window in grid_windows(
+                *photo.size, grids=grids, overlap=overlap, min_window_side=min_window_side
+            )
+            if not any(intersection_area(window, box) for box in blocked)
+        ]
+        chosen = rng.permutation(len(windows))[:per_photo]
+        specs.extend(
+            SampleSpec(photo_index, windows[index], no_logo, NO_BOX, False)
+            for index in sorted(chosen)
+        )
+    return specs
 
 
 def render_sample(image: Image.Image, spec: SampleSpec, size: int) -> np.ndarray:

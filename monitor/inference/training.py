@@ -9,7 +9,9 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
    positions, augmented; logo-free windows of the same photos (and of ``negatives_dir``) as the
    "no logo" class. Classes are weighted so each brand and "no logo" count alike.
 3. Run the frozen lower MobileNetV2 (ImageNet weights) once over every sample and cache its output.
-4. Fit the head (classes + box) on pooled features (average and maximum), then fine-tune the
+4. Fit the head (classes + box) on pooled features (average and maximum). Mine hard negatives:
+   score logo-free windows placed as the classifier places them at work and add those the head
+   most takes for a brand to the "no logo" class. Then fine-tune the
    backbone from block 9 up with the head at a low learning rate, batch norm frozen; each stage
    keeps its best epoch on validation, fine-tuning the average of its late epochs' weights when
    that validates better.
@@ -86,6 +88,8 @@ class TrainOptions:
     no_logo_folder: str | None = None
     windows_per_box: int = 8
     backgrounds_per_photo: int = 10
+    hard_negatives: int = 1500
+    hard_negative_candidates_per_photo: int = 10
     head_learning_rate: float = 1e-3
     finetune_learning_rate: float = 1e-4
     finetune_from_block: int = 9
@@ -116,6 +120,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("image_size must be between 32 and 640")
     if options.batch_size < 1 or options.windows_per_box < 1 or options.backgrounds_per_photo < 0:
         problems.append("batch_size and windows_per_box must be positive")
+    if options.hard_negatives < 0 or options.hard_negative_candidates_per_photo < 0:
+        problems.append("hard_negatives and hard_negative_candidates_per_photo must be 0 or more")
     if not 0 <= options.validation_fraction < 1 or not 0 <= options.test_fraction < 1:
         problems.append("validation_fraction and test_fraction must be in [0, 1)")
     elif options.validation_fraction + options.test_fraction >= 0.9:
@@ -352,9 +358,12 @@ def _metrics(
         "samples": {
             "train": len(prepared.train_specs),
             "train_no_logo": sum(spec.label == no_logo for spec in prepared.train_specs),
+            "train_with_hard_negatives": len(prepared.train_specs)
+            + run.hard_negative_summary.get("kept", 0),
             "validation": len(prepared.validation_specs),
         },
         "stages": run.stage_summaries(),
+        "hard_negatives": run.hard_negative_summary,
         "calibration": calibration,
         "timings_seconds": {**timings, "total": round(training_seconds, 1)},
         "options": _options_dict(options),

@@ -13,11 +13,12 @@ from monitor.inference.samples import (
     SampleSpec,
     SamplingPlan,
     box_fractions,
+    hard_negative_candidates,
     logo_window,
     plan_samples,
     render_sample,
 )
-from monitor.inference.windows import intersection_area
+from monitor.inference.windows import grid_windows, intersection_area
 from tests.inference.factories import draw_photo
 
 BOX = (100, 80, 160, 120)
@@ -99,3 +100,42 @@ def test_augmentations_never_flip(seed: int) -> None:
     )
     assert all(abs(spec.augmentation.rotation_degrees) <= 10 for spec in specs)
     assert "flip" not in " ".join(Augmentation.__dataclass_fields__)
+
+
+def test_hard_negative_candidates_are_grid_windows_clear_of_every_logo() -> None:
+    logo = LogoBox("nike", (20, 20, 120, 100))
+    photos = [
+        _photo((logo,), ("nike",)),
+        LabeledPhoto(Path("unused"), "free", (400, 300), (), ()),
+        LabeledPhoto(Path("unused"), "unknown place", (400, 300), ("nike",), ()),
+    ]
+    grids = (1, 2, 3)
+    specs = hard_negative_candidates(
+        photos,
+        no_logo=5,
+        grids=grids,
+        overlap=0.25,
+        min_window_side=48,
+        per_photo=100,
+        rng=np.random.default_rng(0),
+    )
+    by_photo = {index: [spec for spec in specs if spec.photo_index == index] for index in range(3)}
+    every_window = set(grid_windows(400, 300, grids=grids, overlap=0.25, min_window_side=48))
+    assert len(by_photo[2]) == 0, "a photo whose logo place is unknown has no safe window"
+    assert {spec.window for spec in by_photo[1]} == every_window
+    assert 0 < len(by_photo[0]) < len(every_window)
+    for spec in specs:
+        assert spec.label == 5 and not spec.has_box
+        assert spec.window in every_window
+    assert all(intersection_area(spec.window, logo.box) == 0 for spec in by_photo[0])
+
+    capped = hard_negative_candidates(
+        photos,
+        no_logo=5,
+        grids=grids,
+        overlap=0.25,
+        min_window_side=48,
+        per_photo=3,
+        rng=np.random.default_rng(0),
+    )
+    assert [sum(spec.photo_index == index for spec in capped) for index in range(3)] == [3, 3, 0]

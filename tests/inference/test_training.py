@@ -34,6 +34,8 @@ FAST = TrainOptions(
     windows_per_box=2,
     backgrounds_per_photo=1,
     batch_size=16,
+    hard_negatives=5,
+    hard_negative_candidates_per_photo=2,
 )
 
 
@@ -69,6 +71,9 @@ def test_training_writes_a_complete_model_directory(
     assert metrics["stages"]["head"]["epochs"] == 2
     assert metrics["stages"]["finetune"]["epochs"] == 1
     assert {"ece_before", "ece_after", "threshold"} <= set(metrics["calibration"])
+    mined = metrics["hard_negatives"]
+    assert mined["kept"] == 5 and mined["candidates"] > 5
+    assert metrics["samples"]["train"] + 5 == metrics["samples"]["train_with_hard_negatives"]
 
 
 def test_the_split_holds_out_whole_photos(
