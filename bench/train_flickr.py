@@ -1,6 +1,6 @@
 """The full training on FlickrLogos-27, timed, then its evaluation on the held-out test photos.
 
-    python bench/train_flickr.py [--out MODEL_DIR] [--dataset DIR]
+    python bench/train_flickr.py [--out MODEL_DIR] [--dataset DIR] [--set OPTION=VALUE ...]
 
 Equivalent to::
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from monitor.inference.evaluation import evaluate_model
@@ -37,19 +38,39 @@ def print_epochs(step: TrainingProgress) -> None:
         )
 
 
+def parse_override(text: str) -> tuple[str, object]:
+    """``name=value`` as a TrainOptions field and a value of that field's type."""
+    name, _, value = text.partition("=")
+    if name not in TrainOptions.__dataclass_fields__ or not value:
+        raise SystemExit(f"--set {text!r}: expected OPTION=VALUE with a TrainOptions field")
+    current = getattr(TrainOptions(), name)
+    try:
+        return name, type(current)(value) if isinstance(current, int | float) else value
+    except ValueError as exc:
+        raise SystemExit(f"--set {text!r}: {exc}") from exc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument(
         "--out", type=Path, default=ROOT / "models" / time.strftime("flickr-%Y%m%d-%H%M%S")
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="override a TrainOptions field (an integer, a number or a word), for experiments",
+    )
     arguments = parser.parse_args()
+    options = replace(TrainOptions(), **dict(parse_override(text) for text in arguments.set))
 
     started = time.monotonic()
     info = train_model(
         dataset_dir=arguments.dataset,
         out_dir=arguments.out,
-        options=TrainOptions(),
+        options=options,
         progress=print_epochs,
     )
     training_minutes = (time.monotonic() - started) / 60
