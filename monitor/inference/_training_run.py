@@ -353,7 +353,7 @@ def _scores(
     pictures: Sequence[tuple[LabeledPhoto, Box | None]],
     options: TrainOptions,
 ) -> list[tuple[float, str]]:
-    """(highest brand probability, its brand) of each picture, opened a few at a time."""
+    """(highest logo probability, that window's brand) of each picture, a few at a time."""
     scores: list[tuple[float, str]] = []
     for start in range(0, len(pictures), SCORING_CHUNK):
         images = []

@@ -4,7 +4,8 @@
   likelihood of the validation answers, so that "90% sure" is right about 90% of the time.
 * **Expected calibration error (ECE)** measures how far confidence and accuracy are apart, averaged
   over confidence bins weighted by how many answers fall in each.
-* **The no-logo threshold** is the brand probability from which a photo is said to show a brand;
+* **The no-logo threshold** is the logo probability (1 - P(no logo)) from which a window is said
+  to show a logo, named by its most probable brand;
   it is chosen to answer as many validation photos right as possible while giving a brand to at
   most a given share of logo-free pictures.
 """
@@ -99,8 +100,8 @@ def choose_threshold(
 ) -> ThresholdChoice:
     """The no-logo threshold with the best accuracy whose false-positive rate is allowed.
 
-    ``logo_scores`` are the highest brand probabilities of photos showing a logo and
-    ``logo_correct`` whether that brand is right; ``no_logo_scores`` the same scores of logo-free
+    ``logo_scores`` are the highest logo probabilities of photos showing a logo and
+    ``logo_correct`` whether the brand then named is right; ``no_logo_scores`` the same scores of logo-free
     pictures (more of them make the false-positive rate better known; the accuracy weighs both
     kinds equally). A picture is answered with its brand when its score reaches the threshold. Among the
     thresholds with the best accuracy, those with the fewest false positives are kept, and the

@@ -46,7 +46,7 @@ class InferenceSettings:
     boxes overlap by at least ``nms_iou`` (intersection over union) are one logo.
     """
 
-    grids: tuple[int, ...] = (1, 2, 3)
+    grids: tuple[int, ...] = (1, 2, 3, 4)
     overlap: float = 0.25
     min_window_side: int = 48
     nms_iou: float = 0.4
@@ -68,7 +68,8 @@ class ModelMetadata:
     """Everything a classifier needs to know about a model besides its weights.
 
     ``no_logo_threshold`` applies to calibrated probabilities (logits divided by ``temperature``):
-    a window shows a brand when that brand's probability reaches the threshold.
+    a window shows a logo when 1 - P(no logo) reaches the threshold, and names its most probable
+    brand.
     """
 
     version: str

@@ -7,6 +7,7 @@ import pytest
 
 from monitor.domain import Detection
 from monitor.inference.windows import (
+    best_brand,
     box_in_window,
     grid_windows,
     iou,
@@ -83,12 +84,25 @@ def test_nms_merges_a_boxless_detection_with_its_brand() -> None:
     assert non_maximum_suppression(detections, iou_threshold=0.5) == [detections[1]]
 
 
-def test_window_detections_use_the_best_brand_and_the_threshold() -> None:
-    probabilities = np.array([[0.1, 0.7, 0.2], [0.3, 0.2, 0.5], [0.05, 0.05, 0.9]])
-    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
-    windows = [(0, 0, 100, 100), (100, 0, 200, 100), (0, 0, 200, 100)]
-    found = window_detections(probabilities, boxes, windows, labels=["a", "b"], threshold=0.3)
-    assert found == [Detection("b", 0.7, (0, 0, 50, 50)), Detection("a", 0.3, (150, 50, 200, 100))]
+def test_a_window_is_a_detection_when_it_probably_shows_a_logo_whatever_the_brand() -> None:
+    probabilities = np.array(
+        [[0.1, 0.7, 0.2], [0.3, 0.2, 0.5], [0.05, 0.05, 0.9], [0.46, 0.48, 0.06]]
+    )
+    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]] * 2)[:4]
+    windows = [(0, 0, 100, 100), (100, 0, 200, 100), (0, 0, 200, 100), (0, 0, 100, 100)]
+    found = window_detections(probabilities, boxes, windows, labels=["a", "b"], threshold=0.5)
+    # logo probabilities 0.8, 0.5, 0.1, 0.94: the brand split 0.46/0.48 is still a clear logo
+    assert found == [
+        Detection("b", 0.7, (0, 0, 50, 50)),
+        Detection("a", 0.3, (150, 50, 200, 100)),
+        Detection("b", 0.48, (0, 0, 50, 50)),
+    ]
+
+
+def test_best_brand_is_the_most_logo_like_window_and_its_brand() -> None:
+    probabilities = np.array([[0.0, 0.7, 0.3], [0.46, 0.48, 0.06], [0.1, 0.1, 0.8]])
+    score, brand = best_brand(probabilities, ["a", "b"])
+    assert score == pytest.approx(0.94) and brand == "b"
 
 
 def test_softmax_rows_sum_to_one_and_temperature_flattens() -> None:
