@@ -87,14 +87,17 @@ def train(
 
 
 def training_progress() -> Progress:
-    """The progress display of training: stage and epoch, bar, batches, loss, elapsed time."""
+    """The progress display: stage and epoch, bar, batches, loss, elapsed time.
+
+    On standard error, so that standard output holds only results (``evaluate --json > f``).
+    """
     return Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
-        console=console,
+        console=error_console,
     )
 
 

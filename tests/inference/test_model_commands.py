@@ -137,7 +137,7 @@ def test_evaluate_prints_a_table_or_json(app: typer.Typer, model: Path, tmp_path
         ],
     )
     assert as_json.exit_code == 0
-    report = json.loads(as_json.stdout[as_json.stdout.index("{") :])
+    report = json.loads(as_json.stdout)  # progress goes to standard error
     assert report["logo_images"] == 4 and report["confusion_matrix_png"] == str(matrix)
     assert matrix.is_file()
 
