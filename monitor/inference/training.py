@@ -12,7 +12,7 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
 4. Fit the head (classes + box) on pooled features (average and maximum). Mine hard negatives:
    score logo-free windows placed as the classifier places them at work and add those the head
    most takes for a brand to the "no logo" class. Then fine-tune the
-   backbone from block 12 up with the head at a low learning rate, batch norm frozen; each stage
+   backbone from block 9 up with the head at a low learning rate, batch norm frozen; each stage
    keeps its best epoch on validation, fine-tuning the average of its late epochs' weights when
    that validates better.
 5. Calibrate: fit a temperature on validation windows (ECE before and after is recorded), then
@@ -77,7 +77,7 @@ class TrainOptions:
     """
 
     epochs_head: int = 10
-    epochs_finetune: int = 10
+    epochs_finetune: int = 6
     image_size: int = 224
     batch_size: int = 32
     backbone_weights: str = "imagenet"
@@ -92,7 +92,7 @@ class TrainOptions:
     hard_negative_candidates_per_photo: int = 10
     head_learning_rate: float = 1e-3
     finetune_learning_rate: float = 1e-4
-    finetune_from_block: int = 12
+    finetune_from_block: int = 9
     dropout_rate: float = 0.3
     pooling: str = "average_max"
     label_smoothing: float = 0.0

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from monitor.inference.classifier import load_classifier
 from monitor.inference.training import TrainOptions, train_model
-from monitor.inference.windows import best_brand
 
 pytestmark = pytest.mark.slow
+
+
+def most_probable_brand(probabilities: np.ndarray, labels: list[str]) -> str:
+    """The brand with the highest probability in any window."""
+    brands = probabilities[:, : len(labels)]
+    return labels[int(np.unravel_index(int(np.argmax(brands)), brands.shape)[1])]
 
 
 def test_old_versus_new_logos_beat_chance_on_unseen_photos(
@@ -37,8 +43,9 @@ def test_old_versus_new_logos_beat_chance_on_unseen_photos(
     pictures = [Image.open(photo).convert("RGB") for photo in photos]
     # The brand with the highest probability over the model's own multi-scale windows, even where it
     # would rather say "no logo". Measured once: 6/6 (whole photo alone: 4/6; validation 15/15).
+    # (This set has no logo-free pictures to learn "no logo" from, so the brand is read directly.)
     named = [
-        best_brand(predictions.probabilities, classifier.labels)[1]
+        most_probable_brand(predictions.probabilities, classifier.labels)
         for predictions in classifier.analyse(pictures)
     ]
     accuracy = sum(a == b for a, b in zip(named, expected, strict=True)) / len(expected)
