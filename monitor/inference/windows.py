@@ -174,7 +174,8 @@ def best_brand(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[float,
 
     At a threshold just below this score the window is the image's only detection, so this pair
     is what choosing the threshold needs. (At lower thresholds another window's more probable
-    brand can come first; measured on FlickrLogos-27 the answers differ for under 1% of photos.)
+    brand can come first; measured on FlickrLogos-27 held-out photos, brand accuracy moved by under
+    0.01.)
     """
     array = np.asarray(probabilities)
     logo_probabilities = 1.0 - array[:, len(labels)]
