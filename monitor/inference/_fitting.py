@@ -126,13 +126,23 @@ def extract_features(
     return np.concatenate(parts)
 
 
-def concatenate_arrays(base: Arrays, extra: Arrays, chosen: np.ndarray) -> Arrays:
-    """``base`` with the ``chosen`` rows of ``extra`` appended (sample weights as they were)."""
+def concatenate_arrays(
+    base: Arrays,
+    extra: Arrays,
+    chosen: np.ndarray,
+    *,
+    weights_for: Callable[[np.ndarray], np.ndarray],
+) -> Arrays:
+    """``base`` with the ``chosen`` rows of ``extra`` appended, weighted by ``weights_for(labels)``.
+
+    The weights are computed anew because adding samples of one class changes every class's share.
+    """
+    labels = np.concatenate([base.labels, extra.labels[chosen]])
     return Arrays(
         features=np.concatenate([base.features, extra.features[chosen]]),
-        labels=np.concatenate([base.labels, extra.labels[chosen]]),
+        labels=labels,
         boxes=np.concatenate([base.boxes, extra.boxes[chosen]]),
-        weights=np.concatenate([base.weights, extra.weights[chosen]]),
+        weights=weights_for(labels),
     )
 
 

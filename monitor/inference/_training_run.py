@@ -106,7 +106,7 @@ class TrainingRun:
         boxes = np.array(
             [(*spec.box_fractions, float(spec.has_box)) for spec in specs], dtype=np.float32
         ).reshape(-1, 5)
-        weights = class_weights(labels, self.num_outputs)[labels].astype(np.float32)
+        weights = self._sample_weights(labels)
         if not specs:
             return _fitting.Arrays(np.zeros((0,)), labels, boxes, weights)
         pooling = self.options.pooling if self.upper is None else None
@@ -153,11 +153,11 @@ class TrainingRun:
             "kept": len(hardest),
             "lowest_kept_brand_probability": round(float(brand_probability[hardest].min()), 4),
         }
-        combined = _fitting.concatenate_arrays(train, mined, hardest)
-        combined.weights = class_weights(combined.labels, self.num_outputs)[combined.labels].astype(
-            np.float32
-        )
-        return combined
+        return _fitting.concatenate_arrays(train, mined, hardest, weights_for=self._sample_weights)
+
+    def _sample_weights(self, labels: np.ndarray) -> np.ndarray:
+        """Each sample's class weight, so every class present counts alike in the loss."""
+        return class_weights(labels, self.num_outputs)[labels].astype(np.float32)
 
     def _fit_head(self, train: _fitting.Arrays, validation: _fitting.Arrays) -> None:
         """Fit the head on pooled features (fast: the backbone does not run)."""

@@ -101,10 +101,10 @@ def choose_threshold(
     """The no-logo threshold with the best accuracy whose false-positive rate is allowed.
 
     ``logo_scores`` are the highest logo probabilities of photos showing a logo and
-    ``logo_correct`` whether the brand then named is right; ``no_logo_scores`` the same scores of logo-free
-    pictures (more of them make the false-positive rate better known; the accuracy weighs both
-    kinds equally). A picture is answered with its brand when its score reaches the threshold. Among the
-    thresholds with the best accuracy, those with the fewest false positives are kept, and the
+    ``logo_correct`` whether the brand then named is right; ``no_logo_scores`` the same scores of
+    logo-free pictures (more of them make the false-positive rate better known; the accuracy weighs
+    both kinds equally). A picture is answered with its brand when its score reaches the threshold.
+    Among the thresholds with the best accuracy, those with the fewest false positives are kept, and the
     middle of the widest range of them is taken (a margin both ways). When no threshold keeps the
     false positives low enough, the highest is taken.
     """

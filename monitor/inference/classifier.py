@@ -6,7 +6,8 @@ Importing this module does not import TensorFlow; ``load_classifier`` does, the 
 How a photo is classified: the whole photo and grids of overlapping windows (see
 ``monitor.inference.windows``) are each resized to the model's input and classified in batches;
 a window whose logo probability (1 - P(no logo)) reaches the calibrated threshold is a detection of
-its most probable brand, its box mapped back to photo pixels; detections of one logo seen in several windows are merged.
+its most probable brand, its box mapped back to photo pixels; detections of one logo seen in several
+windows are merged.
 """
 
 from __future__ import annotations

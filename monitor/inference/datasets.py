@@ -63,6 +63,11 @@ class LabeledPhoto:
     def has_logo(self) -> bool:
         return bool(self.brands)
 
+    @property
+    def logo_place_unknown(self) -> bool:
+        """A logo is shown but not where: no region of the photo is known to be logo-free."""
+        return self.has_logo and not self.boxes
+
     def logo_boxes(self) -> tuple[LogoBox, ...]:
         """The annotated boxes, or the whole photo per brand when the place is not known."""
         if self.boxes or not self.brands:
@@ -389,7 +394,7 @@ def background_regions(
     pixels first so a region does not end on a logo's edge. Photos whose logo place is unknown
     give none (any region might show the logo).
     """
-    if photo.has_logo and not photo.boxes:
+    if photo.logo_place_unknown:
         return []
     width, height = photo.size
     blocked = grown_boxes(photo, margin=margin)

@@ -214,7 +214,7 @@ def hard_negative_candidates(
     """
     specs: list[SampleSpec] = []
     for photo_index, photo in enumerate(photos):
-        if photo.has_logo and not photo.boxes:
+        if photo.logo_place_unknown:
             continue
         blocked = grown_boxes(photo)
         windows = [

@@ -102,6 +102,19 @@ def test_augmentations_never_flip(seed: int) -> None:
     assert "flip" not in " ".join(Augmentation.__dataclass_fields__)
 
 
+def _candidates(photos: list[LabeledPhoto], *, per_photo: int) -> list[SampleSpec]:
+    """Hard-negative candidates on grids 1-3, the "no logo" class numbered 5."""
+    return hard_negative_candidates(
+        photos,
+        no_logo=5,
+        grids=(1, 2, 3),
+        overlap=0.25,
+        min_window_side=48,
+        per_photo=per_photo,
+        rng=np.random.default_rng(0),
+    )
+
+
 def test_hard_negative_candidates_are_grid_windows_clear_of_every_logo() -> None:
     logo = LogoBox("nike", (20, 20, 120, 100))
     photos = [
@@ -109,18 +122,9 @@ def test_hard_negative_candidates_are_grid_windows_clear_of_every_logo() -> None
         LabeledPhoto(Path("unused"), "free", (400, 300), (), ()),
         LabeledPhoto(Path("unused"), "unknown place", (400, 300), ("nike",), ()),
     ]
-    grids = (1, 2, 3)
-    specs = hard_negative_candidates(
-        photos,
-        no_logo=5,
-        grids=grids,
-        overlap=0.25,
-        min_window_side=48,
-        per_photo=100,
-        rng=np.random.default_rng(0),
-    )
+    specs = _candidates(photos, per_photo=100)
     by_photo = {index: [spec for spec in specs if spec.photo_index == index] for index in range(3)}
-    every_window = set(grid_windows(400, 300, grids=grids, overlap=0.25, min_window_side=48))
+    every_window = set(grid_windows(400, 300, grids=(1, 2, 3), overlap=0.25, min_window_side=48))
     assert len(by_photo[2]) == 0, "a photo whose logo place is unknown has no safe window"
     assert {spec.window for spec in by_photo[1]} == every_window
     assert 0 < len(by_photo[0]) < len(every_window)
@@ -129,13 +133,5 @@ def test_hard_negative_candidates_are_grid_windows_clear_of_every_logo() -> None
         assert spec.window in every_window
     assert all(intersection_area(spec.window, logo.box) == 0 for spec in by_photo[0])
 
-    capped = hard_negative_candidates(
-        photos,
-        no_logo=5,
-        grids=grids,
-        overlap=0.25,
-        min_window_side=48,
-        per_photo=3,
-        rng=np.random.default_rng(0),
-    )
+    capped = _candidates(photos, per_photo=3)
     assert [sum(spec.photo_index == index for spec in capped) for index in range(3)] == [3, 3, 0]
