@@ -146,12 +146,13 @@ class TrainingRun:
         mined = self._arrays(photos, candidates, "hard-negative candidates")
         pooled = _fitting.pool_features(self.upper, mined.features, self.options.pooling)
         logits = _fitting.predict_logits(self.head, pooled)
-        brand_probability = softmax(logits)[:, : len(self.labels)].max(axis=1)
-        hardest = np.argsort(-brand_probability)[: self.options.hard_negatives]
+        # Ranked as the classifier decides: by the probability of some logo, 1 - P(no logo).
+        logo_probability = 1.0 - softmax(logits)[:, len(self.labels)]
+        hardest = np.argsort(-logo_probability)[: self.options.hard_negatives]
         self.hard_negative_summary = {
             "candidates": len(candidates),
             "kept": len(hardest),
-            "lowest_kept_brand_probability": round(float(brand_probability[hardest].min()), 4),
+            "lowest_kept_logo_probability": round(float(logo_probability[hardest].min()), 4),
         }
         return _fitting.concatenate_arrays(train, mined, hardest, weights_for=self._sample_weights)
 

@@ -77,7 +77,7 @@ class TrainOptions:
     """
 
     epochs_head: int = 10
-    epochs_finetune: int = 6
+    epochs_finetune: int = 8
     image_size: int = 224
     batch_size: int = 32
     backbone_weights: str = "imagenet"

@@ -12,6 +12,7 @@ from monitor.inference.datasets import (
     LabeledPhoto,
     LogoBox,
     background_regions,
+    grown_boxes,
     held_out_negatives,
     read_dataset,
     read_negative_photos,
@@ -174,8 +175,16 @@ def test_background_regions_touch_no_box() -> None:
     regions = background_regions(photo, count=20, rng=np.random.default_rng(0), attempts=500)
     assert len(regions) == 20
     for region in regions:
-        assert intersection_area(region, (36, 26, 94, 84)) == 0
+        assert intersection_area(region, (28, 18, 102, 92)) == 0
         assert 0 <= region[0] < region[2] <= 200 and 0 <= region[1] < region[3] <= 150
+
+
+def test_grown_boxes_keep_a_share_of_the_logo_around_it_and_stay_in_the_photo() -> None:
+    wide = LogoBox("acme", (100, 50, 180, 70))
+    tiny = LogoBox("acme", (2, 2, 10, 10))
+    photo = LabeledPhoto(Path("p"), "p", (190, 150), ("acme",), (wide, tiny))
+    assert grown_boxes(photo) == [(80, 45, 190, 75), (0, 0, 14, 14)]
+    assert grown_boxes(photo, surround=0.0, margin=1) == [(99, 49, 181, 71), (1, 1, 11, 11)]
 
 
 def test_no_background_regions_when_the_logo_place_is_unknown() -> None:
