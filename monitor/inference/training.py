@@ -73,7 +73,9 @@ class TrainOptions:
     temperature and the threshold. ``no_logo_folder`` names the folder of logo-free photos in a
     folder-per-brand dataset. ``finetune_from_block`` is the first MobileNetV2 block (1-16)
     fine-tuned. ``max_false_positive_rate`` bounds the share of logo-free validation pictures
-    the chosen threshold may give a brand.
+    the chosen threshold may give a brand. It sits below the 5% a user may aim for because the
+    validation estimate is loose: 324 pictures cut from 108 photos, and on FlickrLogos-27 the
+    held-out rate came out 1 to 4 points above the validation rate for every model measured.
     """
 
     epochs_head: int = 10
@@ -99,7 +101,7 @@ class TrainOptions:
     weight_decay: float = 0.0
     max_context: float = 4.0
     box_loss_weight: float = 1.0
-    max_false_positive_rate: float = 0.04
+    max_false_positive_rate: float = 0.03
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
 

@@ -16,6 +16,7 @@ from monitor.inference.model_dir import (
     METRICS_FILE,
     MODEL_FILE,
     SPLIT_FILE,
+    InferenceSettings,
     read_metadata,
 )
 from monitor.inference.training import (
@@ -36,6 +37,8 @@ FAST = TrainOptions(
     batch_size=16,
     hard_negatives=5,
     hard_negative_candidates_per_photo=2,
+    # The synthetic photos are small: windows from 16 pixels, so that grids still run on them.
+    inference=InferenceSettings(min_window_side=16),
 )
 
 
