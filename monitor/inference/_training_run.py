@@ -35,7 +35,7 @@ from monitor.inference.training import (
     class_weights,
     validation_negatives,
 )
-from monitor.inference.windows import best_brand, softmax
+from monitor.inference.windows import best_brand, logo_probabilities, softmax
 
 SCORING_CHUNK = 16
 
@@ -124,7 +124,7 @@ class TrainingRun:
         return _fitting.Arrays(features, labels, boxes, weights)
 
     def _with_hard_negatives(self, train: _fitting.Arrays) -> _fitting.Arrays:
-        """``train`` plus the logo-free grid windows the fitted head most takes for a brand.
+        """``train`` plus the logo-free grid windows the fitted head most takes for a logo.
 
         Scored with the head just fitted (and the not yet fine-tuned upper backbone), the hardest
         ``hard_negatives`` candidates join the "no logo" class for the rest of training.
@@ -146,8 +146,8 @@ class TrainingRun:
         mined = self._arrays(photos, candidates, "hard-negative candidates")
         pooled = _fitting.pool_features(self.upper, mined.features, self.options.pooling)
         logits = _fitting.predict_logits(self.head, pooled)
-        # Ranked as the classifier decides: by the probability of some logo, 1 - P(no logo).
-        logo_probability = 1.0 - softmax(logits)[:, len(self.labels)]
+        # Ranked as the classifier decides: by the probability of some logo.
+        logo_probability = logo_probabilities(softmax(logits), len(self.labels))
         hardest = np.argsort(-logo_probability)[: self.options.hard_negatives]
         self.hard_negative_summary = {
             "candidates": len(candidates),

@@ -208,9 +208,9 @@ def hard_negative_candidates(
 
     Random background windows rarely look like a logo; the windows that make a false positive in
     use are particular ones (signs, text, other brands' marks) seen at the classifier's own grid
-    scales. These candidates are the grid windows of each photo that touch no logo box (all of
-    them in a logo-free photo), up to ``per_photo`` a photo at random; training scores them and
-    keeps the ones the model takes for a brand.
+    scales. These candidates are the grid windows of each photo that touch no logo box, grown as
+    ``grown_boxes`` grows them (all of them in a logo-free photo), up to ``per_photo`` a photo at
+    random; training scores them and keeps the ones the model takes for a logo.
     """
     specs: list[SampleSpec] = []
     for photo_index, photo in enumerate(photos):

@@ -11,7 +11,7 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
 3. Run the frozen lower MobileNetV2 (ImageNet weights) once over every sample and cache its output.
 4. Fit the head (classes + box) on pooled features (average and maximum). Mine hard negatives:
    score logo-free windows placed as the classifier places them at work and add those the head
-   most takes for a brand to the "no logo" class. Then fine-tune the
+   most takes for a logo to the "no logo" class. Then fine-tune the
    backbone from block 9 up with the head at a low learning rate, batch norm frozen; each stage
    keeps its best epoch on validation, fine-tuning the average of its late epochs' weights when
    that validates better.

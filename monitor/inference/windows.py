@@ -149,9 +149,9 @@ def window_detections(
     """
     detections: list[Detection] = []
     brand_probabilities = probabilities[:, : len(labels)]
-    logo_probabilities = 1.0 - probabilities[:, len(labels)]
+    logo = logo_probabilities(probabilities, len(labels))
     for index, window in enumerate(windows):
-        if logo_probabilities[index] < threshold:
+        if logo[index] < threshold:
             continue
         best = int(np.argmax(brand_probabilities[index]))
         probability = float(brand_probabilities[index, best])
@@ -177,7 +177,15 @@ def best_brand(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[float,
     0.01.)
     """
     array = np.asarray(probabilities)
-    logo_probabilities = 1.0 - array[:, len(labels)]
-    window = int(np.argmax(logo_probabilities))
+    logo = logo_probabilities(array, len(labels))
+    window = int(np.argmax(logo))
     brand = int(np.argmax(array[window, : len(labels)]))
-    return float(logo_probabilities[window]), labels[brand]
+    return float(logo[window]), labels[brand]
+
+
+def logo_probabilities(probabilities: np.ndarray, label_count: int) -> np.ndarray:
+    """Each window's probability of showing some logo: 1 - P(no logo), the column after the brands.
+
+    The one score the classifier, the threshold choice and hard-negative mining all decide by.
+    """
+    return 1.0 - np.asarray(probabilities)[:, label_count]
