@@ -29,7 +29,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "MONITOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("MONITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TEST_DATABASE = "monitor_test"
+# Parallel runs on one server (several checkouts) each give their own name.
+TEST_DATABASE = os.environ.get("MONITOR_TEST_DATABASE", "monitor_test")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REQUIRE_SERVICES = os.environ.get("MONITOR_REQUIRE_SERVICES") == "1"
 
