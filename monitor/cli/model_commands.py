@@ -74,6 +74,9 @@ def train(
         task = progress.add_task("starting", total=None, detail="")
 
         def show(step: TrainingProgress) -> None:
+            if step.warning:
+                progress.console.print(f"[yellow]warning:[/yellow] {step.warning}", highlight=False)
+                return
             progress.update(
                 task,
                 description=_stage_title(step),
@@ -122,8 +125,12 @@ def _print_training_summary(info: ModelInfo) -> None:
     )
     calibration = info.metrics.get("calibration", {})
     threshold = calibration.get("threshold", {})
+    if not info.knows_no_logo:
+        console.print(
+            "  no 'no logo' answer (no logo-free pictures): every photo gets its most probable class"
+        )
     for name, value in (
-        ("no-logo threshold", threshold.get("value")),
+        ("no-logo threshold", threshold.get("value") if info.knows_no_logo else None),
         ("temperature", calibration.get("temperature")),
         ("validation accuracy", threshold.get("validation_accuracy")),
         ("validation brand accuracy", threshold.get("validation_brand_accuracy")),
@@ -219,6 +226,13 @@ def classify(
 
     files = list(_image_files(paths))
     classifier = load_classifier(model or settings().default_model_dir)
+    knows_no_logo = classifier.metadata.knows_no_logo
+    if not knows_no_logo:
+        error_console.print(
+            f"note: model {classifier.version} was trained without logo-free pictures: it names "
+            "its most probable class for every image and never answers 'no logo'",
+            highlight=False,
+        )
     failures = 0
     batch_size = settings().classify_batch_size
     for start in range(0, len(files), batch_size):
@@ -231,7 +245,7 @@ def classify(
                 _print_failure(path, str(exc), as_json=as_json)
         results = classifier.classify([picture for _, picture in readable])
         for (path, _), detections in zip(readable, results, strict=True):
-            _print_result(path, detections, as_json=as_json)
+            _print_result(path, detections, as_json=as_json, knows_no_logo=knows_no_logo)
     if failures:
         raise typer.Exit(1)
 
@@ -270,11 +284,14 @@ def _detection_record(detection: Detection) -> dict[str, Any]:
     }
 
 
-def _print_result(path: Path, detections: list[Detection], *, as_json: bool) -> None:
+def _print_result(
+    path: Path, detections: list[Detection], *, as_json: bool, knows_no_logo: bool
+) -> None:
     best = detections[0] if detections else None
     if as_json:
         record = {
             "path": str(path),
+            "knows_no_logo": knows_no_logo,
             "brand": best.brand if best else None,
             "probability": round(best.probability, 4) if best else None,
             "box": list(best.box) if best and best.box else None,

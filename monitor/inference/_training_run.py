@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from monitor.domain import Box
+from monitor.domain import Box, Detection
 from monitor.inference import _fitting
 from monitor.inference.calibration import (
     choose_threshold,
@@ -260,6 +260,8 @@ class TrainingRun:
         """Choose the threshold on validation photos and logo-free pictures, multi-scale."""
         photos = self.prepared.validation_photos
         logo_photos = [photo for photo in photos if photo.has_logo]
+        if not self.prepared.knows_no_logo:
+            return self._closed_set_validation(temperature, logo_photos)
         negatives = validation_negatives(photos, seed=self.options.seed)
         if not logo_photos and not negatives:
             return {"value": 0.5, "note": "no validation photos: default threshold"}
@@ -283,6 +285,26 @@ class TrainingRun:
             "validation_brand_accuracy": round(choice.brand_accuracy, 4),
             "validation_false_positive_rate": round(choice.false_positive_rate, 4),
         }
+
+    def _closed_set_validation(
+        self, temperature: float, logo_photos: Sequence[LabeledPhoto]
+    ) -> dict[str, Any]:
+        """No threshold to choose (no "no logo" answer); how often validation photos are named right."""
+        result: dict[str, Any] = {
+            "value": 0.0,
+            "note": "no logo-free pictures: no 'no logo' answer; every photo names its most "
+            "probable class",
+            "validation_logo_photos": len(logo_photos),
+        }
+        if not logo_photos:
+            return result
+        classifier = self.classifier(temperature=temperature, threshold=0.0)
+        named = [
+            detections[0].brand for detections in _classify(classifier, logo_photos, self.options)
+        ]
+        right = sum(brand in photo.brands for brand, photo in zip(named, logo_photos, strict=True))
+        accuracy = round(right / len(logo_photos), 4)
+        return {**result, "validation_accuracy": accuracy, "validation_brand_accuracy": accuracy}
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -308,6 +330,7 @@ class TrainingRun:
             created_at="",
             training_seconds=0.0,
             inference=self.options.inference,
+            knows_no_logo=self.prepared.knows_no_logo,
         )
         predict = keras_predict_function(self.final_model(), self.options.image_size)
         return LogoClassifier(metadata=metadata, predict=predict)
@@ -347,6 +370,20 @@ class TrainingRun:
                     summary[key.replace("categorical_", "")] = round(values[index], 4)
             summaries[name] = summary
         return summaries
+
+
+def _classify(
+    classifier: LogoClassifier, photos: Sequence[LabeledPhoto], options: TrainOptions
+) -> list[list[Detection]]:
+    """The classifier's detections of each whole photo, a few photos at a time."""
+    found: list[list[Detection]] = []
+    for start in range(0, len(photos), SCORING_CHUNK):
+        images = [
+            open_image(photo.path, max_pixels=options.max_image_pixels)
+            for photo in photos[start : start + SCORING_CHUNK]
+        ]
+        found.extend(classifier.classify(images))
+    return found
 
 
 def _scores(

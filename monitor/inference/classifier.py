@@ -6,8 +6,10 @@ Importing this module does not import TensorFlow; ``load_classifier`` does, the 
 How a photo is classified: the whole photo and grids of overlapping windows (see
 ``monitor.inference.windows``) are each resized to the model's input and classified in batches;
 a window whose logo probability (1 - P(no logo)) reaches the calibrated threshold is a detection of
-its most probable brand, its box mapped back to photo pixels; detections of one logo seen in several
-windows are merged.
+its most probable brand, with that logo probability, its box mapped back to photo pixels;
+detections of one logo seen in several windows are merged. A model trained without logo-free
+pictures has no "no logo" answer and names its most probable class once per photo
+(``monitor.inference.windows.closed_set_detection``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from monitor.inference.model_dir import (
 )
 from monitor.inference.pixels import window_pixels
 from monitor.inference.windows import (
+    closed_set_detection,
     grid_windows,
     non_maximum_suppression,
     softmax,
@@ -74,7 +77,18 @@ class LogoClassifier:
     def detections(
         self, predictions: WindowPredictions, *, threshold: float | None = None
     ) -> list[Detection]:
-        """The merged detections of one image's window predictions at ``threshold``."""
+        """The merged detections of one image's window predictions at ``threshold``.
+
+        A model without a "no logo" answer (``metadata.knows_no_logo`` false) gives exactly one
+        detection per image, its most probable class, whatever the threshold.
+        """
+        if not self.metadata.knows_no_logo:
+            return closed_set_detection(
+                predictions.probabilities,
+                predictions.box_fractions,
+                predictions.windows,
+                labels=self.labels,
+            )
         found = window_detections(
             predictions.probabilities,
             predictions.box_fractions,

@@ -74,6 +74,10 @@ class ModelMetadata:
     ``no_logo_threshold`` applies to calibrated probabilities (logits divided by ``temperature``):
     a window shows a logo when 1 - P(no logo) reaches the threshold, and names its most probable
     brand.
+
+    ``knows_no_logo`` is false for a model trained without a single logo-free picture (a folder
+    per class and nothing else): it never learnt what "no logo" looks like, so it has no such
+    answer. It names its most probable class for every picture, once, and its threshold is 0.
     """
 
     version: str
@@ -86,6 +90,7 @@ class ModelMetadata:
     created_at: str
     training_seconds: float
     inference: InferenceSettings = field(default_factory=InferenceSettings)
+    knows_no_logo: bool = True
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -170,6 +175,7 @@ def _metadata_from_dict(data: dict[str, Any], *, source: Path) -> ModelMetadata:
         created_at=_field(data, "created_at", str, source),
         training_seconds=float(_field(data, "training_seconds", (int, float), source)),
         inference=_inference_from_dict(_field(data, "inference", dict, source), source=source),
+        knows_no_logo=_knows_no_logo(data, source),
     )
     _check_ranges(metadata, source)
     return metadata
@@ -181,6 +187,14 @@ def _inference_from_dict(data: dict[str, Any], *, source: Path) -> InferenceSett
         return InferenceSettings(**{**data, "grids": tuple(data.get("grids", ()))})
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: invalid inference settings: {exc}") from exc
+
+
+def _knows_no_logo(data: dict[str, Any], source: Path) -> bool:
+    """The optional ``knows_no_logo`` flag; models written before it existed all learnt "no logo"."""
+    value = data.get("knows_no_logo", True)
+    if not isinstance(value, bool):
+        raise ModelError(f"{source}: field 'knows_no_logo' must be true or false")
+    return value
 
 
 def _field(data: dict[str, Any], name: str, kind: Any, source: Path) -> Any:

@@ -60,7 +60,8 @@ class SamplingPlan:
 
     ``max_context`` bounds how much larger than the logo a window may be (side ratio): 1 is a
     tight crop, 4 a window where the logo is a quarter of the side, as a small logo in a grid
-    window at work.
+    window at work. A photo whose logo's place is not known (folder per class) gives crops whose
+    sides are ``min_crop_share`` to all of the photo's instead (see ``photo_crop``).
     """
 
     windows_per_box: int = 8
@@ -69,6 +70,7 @@ class SamplingPlan:
     max_cut_share: float = 0.15
     augment: bool = True
     whole_photo_min_share: float = 0.2
+    min_crop_share: float = 0.6
 
 
 def plan_samples(
@@ -83,6 +85,9 @@ def plan_samples(
     no_logo = len(labels)
     specs: list[SampleSpec] = []
     for photo_index, photo in enumerate(photos):
+        if photo.logo_place_unknown:
+            specs.extend(_crop_samples(photo_index, photo, label_index, plan, rng))
+            continue
         for logo in photo.logo_boxes():
             label = label_index[logo.brand]
             specs.extend(
@@ -109,6 +114,50 @@ def plan_samples(
             for region in regions
         )
     return specs
+
+
+def _crop_samples(
+    photo_index: int,
+    photo: LabeledPhoto,
+    label_index: dict[str, int],
+    plan: SamplingPlan,
+    rng: np.random.Generator,
+) -> list[SampleSpec]:
+    """The whole photo and random large crops of it, for each brand it shows (place unknown)."""
+    whole = (0, 0, *photo.size)
+    specs: list[SampleSpec] = []
+    for brand in photo.brands:
+        label = label_index[brand]
+        specs.append(SampleSpec(photo_index, whole, label, box_fractions(whole, whole), True))
+        for _ in range(plan.windows_per_box):
+            window = photo_crop(photo.size, min_share=plan.min_crop_share, rng=rng)
+            specs.append(
+                SampleSpec(
+                    photo_index,
+                    window,
+                    label,
+                    box_fractions(whole, window),
+                    True,
+                    _augmentation(rng, plan),
+                )
+            )
+    return specs
+
+
+def photo_crop(size: tuple[int, int], *, min_share: float, rng: np.random.Generator) -> Box:
+    """A random crop whose sides are ``min_share`` to all of the photo's, anywhere in it.
+
+    When all that is known is that a photo shows the class somewhere, the whole photo is the only
+    certain sample; large crops still show the logo in most photos of such sets (it is their
+    subject) and teach the model the parts of a photo it sees in the classifier's larger windows.
+    Measured on ``logo_versions`` (a folder per class): see ``closed_set_detection``.
+    """
+    width, height = size
+    crop_width = max(1, round(width * rng.uniform(min_share, 1.0)))
+    crop_height = max(1, round(height * rng.uniform(min_share, 1.0)))
+    left = int(rng.integers(0, width - crop_width + 1))
+    top = int(rng.integers(0, height - crop_height + 1))
+    return (left, top, left + crop_width, top + crop_height)
 
 
 def _logo_sample(

@@ -32,12 +32,15 @@ def write_tiny_model(
     seed: int = 0,
     no_logo_threshold: float = 0.5,
     inference: InferenceSettings | None = None,
+    knows_no_logo: bool = True,
 ) -> Path:
     """Write a model directory with a tiny random-weight network and return its path.
 
     ``no_logo_threshold`` 0.0 makes every window name a brand, 1.0 (nearly) never: tests choose.
     By default the tiny model looks at the whole picture only (one window), so it reports at most
     one detection per picture; pass ``inference`` to test the multi-scale path.
+    ``knows_no_logo=False`` writes a model without a "no logo" answer, as training makes from a
+    folder per class without logo-free pictures: it names a class for every picture.
     """
     labels = _checked_labels(labels)
     if not 0.0 <= no_logo_threshold <= 1.0:
@@ -62,6 +65,7 @@ def write_tiny_model(
         created_at=utc_timestamp(),
         training_seconds=0.0,
         inference=inference or InferenceSettings(grids=(1,), min_window_side=16),
+        knows_no_logo=knows_no_logo,
     )
     write_metadata(out_dir, metadata)
     write_json(out_dir / METRICS_FILE, {"note": "tiny random-weight model; nothing was trained"})

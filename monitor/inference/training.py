@@ -61,6 +61,10 @@ from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
 
 BACKBONE_NAME = "MobileNetV2"
 VALIDATION_NEGATIVES_PER_PHOTO = 3
+MIN_TRAINING_PHOTOS_PER_CLASS = 10
+"""Below this many training photos a class gets a warning: too few to learn its variety from."""
+MIN_VALIDATION_LOGO_PHOTOS = 5
+"""Below this many validation photos with a logo the threshold is chosen on too few answers."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,8 @@ class TrainingProgress:
 
     Stages, in order: "reading", "features", "head", "finetune", "calibrating", "saving".
     ``epoch``/``epochs`` are set during the head and fine-tuning stages; ``metrics`` holds the
-    running loss and accuracy (and validation values at the end of an epoch).
+    running loss and accuracy (and validation values at the end of an epoch). ``warning``, set on
+    a few "reading" steps before any network runs, is one line on what the data cannot teach.
     """
 
     stage: str
@@ -159,6 +164,7 @@ class TrainingProgress:
     epochs: int | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     message: str = ""
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,8 @@ class ModelInfo:
     labels: tuple[str, ...]
     metrics: dict[str, Any]
     training_seconds: float
+    knows_no_logo: bool = True
+    warnings: tuple[str, ...] = ()
 
 
 Progress = Callable[[TrainingProgress], None]
@@ -189,6 +197,13 @@ class _Prepared:
     validation_photos: list[LabeledPhoto]
     train_specs: list[SampleSpec]
     validation_specs: list[SampleSpec]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def knows_no_logo(self) -> bool:
+        """Whether training has logo-free samples to learn a "no logo" answer from."""
+        no_logo = len(self.dataset.labels)
+        return any(spec.label == no_logo for spec in self.train_specs)
 
 
 def train_model(
@@ -209,6 +224,8 @@ def train_model(
     _check_out_dir(out_dir)
     report(TrainingProgress("reading", 0, 1, message=f"reading {dataset_dir}"))
     prepared = _prepare(Path(dataset_dir), options)
+    for warning in prepared.warnings:
+        report(TrainingProgress("reading", 0, 1, warning=warning))
     report(TrainingProgress("reading", 1, 1, message=f"{len(prepared.train_specs)} samples"))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -224,6 +241,8 @@ def train_model(
         labels=metadata.labels,
         metrics=metrics,
         training_seconds=metadata.training_seconds,
+        knows_no_logo=metadata.knows_no_logo,
+        warnings=prepared.warnings,
     )
 
 
@@ -266,7 +285,59 @@ def _prepare(dataset_dir: Path, options: TrainOptions) -> _Prepared:
     )
     if not train_specs:
         raise DatasetError(f"{dataset_dir} gives no training samples")
-    return _Prepared(dataset, split, train_photos, validation_photos, train_specs, validation_specs)
+    prepared = _Prepared(
+        dataset, split, train_photos, validation_photos, train_specs, validation_specs
+    )
+    return replace(prepared, warnings=tuple(data_warnings(prepared, options)))
+
+
+def data_warnings(prepared: _Prepared, options: TrainOptions) -> list[str]:
+    """One line for each thing the data cannot teach that a user of the model would rely on.
+
+    Said before any network runs (training takes minutes) and kept in ``metrics.json``.
+    """
+    warnings: list[str] = []
+    if not prepared.knows_no_logo:
+        warnings.append(
+            "no logo-free pictures: the model cannot answer 'no logo' and will name its most "
+            "probable class for every photo (give --no-logo-folder NAME or --negatives DIR to "
+            "teach it)"
+        )
+    counts = {label: 0 for label in prepared.dataset.labels}
+    for photo in prepared.train_photos:
+        for brand in photo.brands:
+            counts[brand] += 1
+    few = sorted(label for label, count in counts.items() if count < MIN_TRAINING_PHOTOS_PER_CLASS)
+    if few:
+        listed = ", ".join(f"{label} ({counts[label]})" for label in few)
+        warnings.append(
+            f"classes with fewer than {MIN_TRAINING_PHOTOS_PER_CLASS} training photos: {listed}; "
+            "expect them to be missed or confused"
+        )
+    if prepared.knows_no_logo:
+        warnings.extend(_threshold_warnings(prepared, options))
+    return warnings
+
+
+def _threshold_warnings(prepared: _Prepared, options: TrainOptions) -> list[str]:
+    """Whether validation has enough pictures of each kind to choose the no-logo threshold."""
+    photos = prepared.validation_photos
+    logo_photos = sum(photo.has_logo for photo in photos)
+    negatives = len(validation_negatives(photos, seed=options.seed))
+    warnings: list[str] = []
+    if logo_photos < MIN_VALIDATION_LOGO_PHOTOS:
+        warnings.append(
+            f"only {logo_photos} validation photos with a logo: the no-logo threshold is chosen "
+            "on too few answers to be trusted"
+        )
+    if negatives == 0 or 1 / negatives > options.max_false_positive_rate:
+        warnings.append(
+            f"only {negatives} logo-free validation pictures: a false-positive rate of "
+            f"{options.max_false_positive_rate:.0%} cannot be measured with fewer than "
+            f"{int(np.ceil(1 / options.max_false_positive_rate))}; the threshold may give "
+            "logo-free photos a brand more often (add logo-free photos)"
+        )
+    return warnings
 
 
 def _check_decodable(photos: Sequence[LabeledPhoto], *, max_pixels: int) -> None:
@@ -325,6 +396,7 @@ def _train_into(
         created_at=utc_timestamp(),
         training_seconds=round(training_seconds, 1),
         inference=options.inference,
+        knows_no_logo=prepared.knows_no_logo,
     )
     run.final_model().save(target / MODEL_FILE)
     write_metadata(target, metadata)
@@ -352,6 +424,8 @@ def _metrics(
         "dataset": str(prepared.dataset.root),
         "layout": prepared.dataset.layout,
         "labels": list(prepared.dataset.labels),
+        "knows_no_logo": prepared.knows_no_logo,
+        "warnings": list(prepared.warnings),
         "photos": {
             "train": len(prepared.split.train),
             "validation": len(prepared.split.validation),

@@ -8,12 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.domain import Detection
 from monitor.exceptions import ModelError
 from monitor.inference.classifier import LogoClassifier, load_classifier
-from monitor.inference.model_dir import METADATA_FILE, MODEL_FILE, read_metadata
+from monitor.inference.model_dir import (
+    METADATA_FILE,
+    MODEL_FILE,
+    InferenceSettings,
+    read_metadata,
+)
 from monitor.inference.tiny import write_tiny_model
 from tests.inference.conftest import TINY_LABELS, make_picture
 
@@ -71,6 +77,46 @@ def test_threshold_one_means_no_logo(tmp_path: Path) -> None:
     model_dir = write_tiny_model(tmp_path / "m", labels=["a", "b"], no_logo_threshold=1.0)
     results = load_classifier(model_dir).classify([make_picture(seed=seed) for seed in range(3)])
     assert results == [[], [], []]
+
+
+def test_a_model_without_a_no_logo_answer_names_a_class_for_every_picture(
+    tmp_path: Path,
+) -> None:
+    # A threshold of 1.0 would mean "never a logo" for a model that knows "no logo"; a closed-set
+    # model has no such answer and names one class per picture, multi-scale or not.
+    inference = InferenceSettings(grids=(1, 2, 3), min_window_side=16)
+    model_dir = write_tiny_model(
+        tmp_path / "m",
+        labels=["a", "b"],
+        no_logo_threshold=1.0,
+        knows_no_logo=False,
+        inference=inference,
+    )
+    classifier = load_classifier(model_dir)
+    assert classifier.metadata.knows_no_logo is False
+    pictures = [make_picture(160, 120, seed=seed) for seed in range(5)]
+    results = classifier.classify(pictures)
+    assert [len(detections) for detections in results] == [1] * 5
+    for picture, detections, predictions in zip(
+        pictures, results, classifier.analyse(pictures), strict=True
+    ):
+        (detection,) = detections
+        brands = predictions.probabilities[:, :2]
+        among = brands / brands.sum(axis=1, keepdims=True)
+        assert detection.probability == pytest.approx(among.max())
+        assert detection.brand == ["a", "b"][int(np.argmax(among.max(axis=0)))]
+        assert detection.box is not None
+        assert 0 <= detection.box[0] < detection.box[2] <= picture.size[0]
+
+
+def test_metadata_without_knows_no_logo_is_a_model_that_knows_it(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    older = _copy(tiny_model_dir, tmp_path)
+    data = json.loads((older / METADATA_FILE).read_text())
+    del data["knows_no_logo"]
+    (older / METADATA_FILE).write_text(json.dumps(data))
+    assert read_metadata(older).knows_no_logo is True
 
 
 def test_importing_the_classifier_does_not_import_tensorflow() -> None:
@@ -141,6 +187,7 @@ def test_labels_not_matching_the_network_are_a_model_error(
         ({"no_logo_threshold": 2}, r"no_logo_threshold must be in \[0, 1\]"),
         ({"input_size": "big"}, "field 'input_size' has the wrong type"),
         ({"inference": {"grids": [0]}}, "invalid inference settings"),
+        ({"knows_no_logo": "no"}, "'knows_no_logo' must be true or false"),
     ],
 )
 def test_bad_metadata_is_a_model_error(

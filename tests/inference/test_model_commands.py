@@ -59,7 +59,8 @@ def test_classify_json_gives_one_line_per_image_with_every_field(
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [record["path"] for record in records] == [str(path) for path in paths]
     for record in records:
-        assert set(record) == {"path", "brand", "probability", "box", "detections"}
+        assert set(record) == {"path", "knows_no_logo", "brand", "probability", "box", "detections"}
+        assert record["knows_no_logo"] is True
         assert record["brand"] in LABELS  # threshold 0: every picture names a brand
         assert record["box"] == record["detections"][0]["box"]
         x1, y1, x2, y2 = record["box"]
@@ -91,6 +92,24 @@ def test_classify_without_json_prints_brands_or_no_logo(app: typer.Typer, tmp_pa
     result = CliRunner().invoke(app, ["classify", "--model", str(never), str(path)])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"{path}: no logo"
+
+
+def test_classify_with_a_closed_set_model_names_a_class_and_says_it_has_no_no_logo(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    closed = write_tiny_model(
+        tmp_path / "closed", labels=LABELS, no_logo_threshold=1.0, knows_no_logo=False
+    )
+    paths = _pictures(tmp_path / "pictures")
+    result = CliRunner().invoke(
+        app, ["classify", "--model", str(closed), "--json", *map(str, paths)]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [record["knows_no_logo"] for record in records] == [False, False]
+    assert all(record["brand"] in LABELS for record in records)
+    assert all(len(record["detections"]) == 1 for record in records)
+    assert "never answers 'no logo'" in " ".join(result.stderr.split())
 
 
 def test_classify_uses_the_configured_model_by_default(
@@ -174,6 +193,9 @@ def test_train_writes_a_model_and_prints_its_summary(app: typer.Typer, tmp_path:
     assert metadata.labels == tuple(LABELS) and metadata.backbone_weights == "random"
     assert f"model {metadata.version} written to {out}" in " ".join(result.stdout.split())
     assert "no-logo threshold" in result.stdout
+    # four photos a class are too few, and said so before training starts
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings and "fewer than 10 training photos" in " ".join(result.stderr.split())
 
 
 def test_train_with_bad_options_is_a_configuration_error(app: typer.Typer, tmp_path: Path) -> None:

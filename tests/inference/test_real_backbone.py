@@ -4,53 +4,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from monitor.inference.classifier import load_classifier
+from monitor.inference.model_dir import read_metadata
 from monitor.inference.training import TrainOptions, train_model
 
 pytestmark = pytest.mark.slow
 
 
-def most_probable_brand(probabilities: np.ndarray, labels: list[str]) -> str:
-    """The brand with the highest probability in any window."""
-    brands = probabilities[:, : len(labels)]
-    return labels[int(np.unravel_index(int(np.argmax(brands)), brands.shape)[1])]
-
-
-def test_old_versus_new_logos_beat_chance_on_unseen_photos(
+def test_old_versus_new_logos_named_right_on_unseen_photos_with_default_options(
     shared_dir: Path, tmp_path: Path
 ) -> None:
+    """The retrain-style case: a folder per class, no logo-free pictures, default options.
+
+    The model has no "no logo" answer, so the product names a class for every photo; what it names
+    is read from ``LogoClassifier.classify``, as ``monitor classify`` and the workers read it.
+    Measured with seeds 0, 1 and 2: 6, 5 and 6 of the 6 test photos.
+    """
     dataset = shared_dir / "datasets" / "logo_versions"
-    # test/ is the held-out set here, so every photo of train/ is used for training or validation.
-    # Telling the old serif logo from the new sans-serif one needs the fine-tuned upper blocks.
-    options = TrainOptions(
-        epochs_head=20,
-        epochs_finetune=8,
-        finetune_from_block=10,
-        image_size=224,
-        test_fraction=0.0,
-        seed=0,
+    info = train_model(
+        dataset_dir=dataset / "train", out_dir=tmp_path / "model", options=TrainOptions()
     )
+    assert sorted(info.labels) == ["new", "old"]
+    assert info.knows_no_logo is False
+    assert any(warning.startswith("no logo-free pictures") for warning in info.warnings)
 
-    info = train_model(dataset_dir=dataset / "train", out_dir=tmp_path / "model", options=options)
     classifier = load_classifier(info.model_dir)
-
     photos = sorted((dataset / "test").iterdir())
     expected = ["old" if photo.name.startswith("o") else "new" for photo in photos]
-    pictures = [Image.open(photo).convert("RGB") for photo in photos]
-    # The brand with the highest probability over the model's own multi-scale windows, even where it
-    # would rather say "no logo". Measured once: 6/6 (whole photo alone: 4/6; validation 15/15).
-    # (This set has no logo-free pictures to learn "no logo" from, so the brand is read directly.)
-    named = [
-        most_probable_brand(predictions.probabilities, classifier.labels)
-        for predictions in classifier.analyse(pictures)
-    ]
-    accuracy = sum(a == b for a, b in zip(named, expected, strict=True)) / len(expected)
-    assert sorted(info.labels) == ["new", "old"]
-    assert accuracy > 0.5, f"predicted {named} for {expected}"
+    results = classifier.classify([Image.open(photo).convert("RGB") for photo in photos])
+    assert all(len(detections) == 1 for detections in results)
+    named = [detections[0].brand for detections in results]
+    right = sum(a == b for a, b in zip(named, expected, strict=True))
+    assert right >= 5, f"named {named} for {expected}"
 
 
 def test_quick_training_mode_on_a_few_hundred_synthetic_pictures(
@@ -84,3 +72,7 @@ def test_quick_training_mode_on_a_few_hundred_synthetic_pictures(
     assert report.photos_used.startswith("test split")
     assert report.logo_images == 48 and report.no_logo_images == 12
     assert report.accuracy > 0.8, report.to_dict()
+    # both answers: brands for the logo pictures and "no logo" for the logo-free ones
+    assert report.brand_accuracy > 0.8, report.to_dict()
+    assert report.no_logo_false_positive_rate < 0.5, report.to_dict()
+    assert read_metadata(info.model_dir).knows_no_logo is True

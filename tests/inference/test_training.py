@@ -19,6 +19,7 @@ from monitor.inference.model_dir import (
     InferenceSettings,
     read_metadata,
 )
+from monitor.inference.pixels import open_image
 from monitor.inference.training import (
     TrainingProgress,
     TrainOptions,
@@ -123,6 +124,47 @@ def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> N
     assert "finetune" not in info.metrics["stages"]
     assert info.metrics["samples"]["train_no_logo"] > 0
     assert load_classifier(info.model_dir).version == info.version
+
+
+def test_brand_folders_without_logo_free_pictures_name_a_class_for_every_photo(
+    tmp_path: Path,
+) -> None:
+    dataset = write_brand_folders(tmp_path / "set", per_brand=6)
+    steps: list[TrainingProgress] = []
+    options = replace(FAST, test_fraction=0.0, validation_fraction=0.2)
+    info = train_model(
+        dataset_dir=dataset, out_dir=tmp_path / "model", options=options, progress=steps.append
+    )
+    metadata = read_metadata(info.model_dir)
+    assert metadata.knows_no_logo is False and info.knows_no_logo is False
+    assert metadata.no_logo_threshold == 0.0
+    warned = [step.warning for step in steps if step.warning]
+    assert any(warning.startswith("no logo-free pictures") for warning in warned)
+    assert any("fewer than 10 training photos: acme (5), globex (5)" in w for w in warned)
+    metrics = json.loads((info.model_dir / METRICS_FILE).read_text())
+    assert metrics["warnings"] == warned == list(info.warnings)
+    assert metrics["knows_no_logo"] is False
+    assert "validation_accuracy" in metrics["calibration"]["threshold"]
+    classifier = load_classifier(info.model_dir)
+    photos = read_dataset(dataset).photos
+    results = classifier.classify([open_image(photo.path, max_pixels=10**6) for photo in photos])
+    assert [len(detections) for detections in results] == [1] * len(photos)
+
+
+def test_a_no_logo_folder_gives_the_model_a_no_logo_answer(tmp_path: Path) -> None:
+    # Whether it then tells logos from backgrounds is for the real backbone to show (slow test).
+    dataset = write_brand_folders(tmp_path / "set", per_brand=12, no_logo_folder="none")
+    options = replace(FAST, no_logo_folder="none", test_fraction=0.0, validation_fraction=0.25)
+    info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
+    assert info.knows_no_logo is True
+    metadata = read_metadata(info.model_dir)
+    assert metadata.knows_no_logo is True and metadata.labels == ("acme", "globex")
+    threshold = info.metrics["calibration"]["threshold"]
+    assert threshold["validation_no_logo_pictures"] == 3
+    assert 0.0 < threshold["value"] <= 1.0
+    # three logo-free validation pictures cannot measure a 3% false-positive rate
+    assert [w for w in info.warnings if w.startswith("only 3 logo-free validation pictures")]
+    assert not [w for w in info.warnings if w.startswith("no logo-free")]
 
 
 def test_an_existing_non_empty_output_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from monitor.domain import Detection
 from monitor.inference.windows import (
     best_brand,
     box_in_window,
+    class_probabilities,
+    closed_set_detection,
     grid_windows,
     iou,
     non_maximum_suppression,
@@ -91,12 +93,32 @@ def test_a_window_is_a_detection_when_it_probably_shows_a_logo_whatever_the_bran
     boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]] * 2)[:4]
     windows = [(0, 0, 100, 100), (100, 0, 200, 100), (0, 0, 200, 100), (0, 0, 100, 100)]
     found = window_detections(probabilities, boxes, windows, labels=["a", "b"], threshold=0.5)
-    # logo probabilities 0.8, 0.5, 0.1, 0.94: the brand split 0.46/0.48 is still a clear logo
-    assert found == [
-        Detection("b", 0.7, (0, 0, 50, 50)),
-        Detection("a", 0.3, (150, 50, 200, 100)),
-        Detection("b", 0.48, (0, 0, 50, 50)),
+    # logo probabilities 0.8, 0.5, 0.1, 0.94: the brand split 0.46/0.48 is still a clear logo,
+    # and the probability reported is the logo probability the decision was made on
+    assert [(found.brand, found.box) for found in found] == [
+        ("b", (0, 0, 50, 50)),
+        ("a", (150, 50, 200, 100)),
+        ("b", (0, 0, 50, 50)),
     ]
+    assert [detection.probability for detection in found] == pytest.approx([0.8, 0.5, 0.94])
+    assert all(detection.probability >= 0.5 for detection in found)
+
+
+def test_a_closed_set_model_names_its_most_probable_class_once() -> None:
+    # the "no logo" column (last) is left out: among the classes, window 1 says b at 0.9
+    probabilities = np.array([[0.3, 0.1, 0.6], [0.01, 0.09, 0.9], [0.5, 0.4, 0.1]])
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0]])
+    windows = [(0, 0, 200, 100), (100, 0, 200, 100), (0, 0, 100, 100)]
+    (found,) = closed_set_detection(probabilities, boxes, windows, labels=["a", "b"])
+    assert found.brand == "b"
+    assert found.probability == pytest.approx(0.9)
+    assert found.box == (100, 0, 150, 50)
+    assert closed_set_detection(np.zeros((0, 3)), np.zeros((0, 4)), [], labels=["a", "b"]) == []
+
+
+def test_class_probabilities_leave_out_no_logo_and_sum_to_one() -> None:
+    among = class_probabilities(np.array([[0.2, 0.2, 0.6], [0.0, 0.0, 1.0]]), 2)
+    assert among.tolist() == [[0.5, 0.5], [0.0, 0.0]]
 
 
 def test_best_brand_is_the_most_logo_like_window_and_its_brand() -> None:

@@ -138,3 +138,43 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_classifies_each_image_once(
         assert len(per_image) == len(urls)
         assert all(count == 1 for _, count in per_image)
         assert session.scalar(select(func.count()).select_from(DetectionRow)) == len(urls)
+
+
+def test_a_model_without_a_no_logo_answer_stores_a_detection_for_every_image(
+    pg_services: Services,
+    file_server: ServedFiles,
+    start_worker,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """A folder-per-class model (no logo-free pictures) names a class for every photo it is given.
+
+    Its threshold of 1.0 would store nothing for a model that knows "no logo": the worker must go
+    by the model's own kind of answer, as ``monitor classify`` does.
+    """
+    from monitor.inference.tiny import write_tiny_model
+
+    closed = write_tiny_model(
+        tmp_path / "closed", labels=["old", "new"], no_logo_threshold=1.0, knows_no_logo=False
+    )
+    worker_env["MONITOR_MODEL_DIR"] = str(closed)
+    urls = [file_server.add(f"/{n}.jpg", jpeg_bytes((30 * n, 90, 200))) for n in range(6)]
+    add_source(pg_services, [post(n, url, f"user{n % 2}") for n, url in enumerate(urls)])
+    worker = start_worker()
+
+    celery_queue(pg_services).collect("feed", scheduled=False)
+    wait_for(
+        lambda: image_states(pg_services)[ImageState.CLASSIFIED] == 6,
+        timeout=180,
+        what="6 images classified by the worker",
+        on_timeout=worker.log,
+    )
+    with session_scope(pg_services.sessions) as session:
+        per_image = session.execute(
+            select(DetectionRow.image_id, func.count()).group_by(DetectionRow.image_id)
+        ).all()
+        assert len(per_image) == 6 and all(count == 1 for _, count in per_image)
+        brands = session.scalars(select(DetectionRow.brand)).all()
+        report = build_report(session=session, brand=brands[0])
+    assert set(brands) <= {"old", "new"}
+    assert report.detections == brands.count(brands[0])
