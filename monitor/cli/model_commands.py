@@ -75,7 +75,9 @@ def train(
 
         def show(step: TrainingProgress) -> None:
             if step.warning:
-                progress.console.print(f"[yellow]warning:[/yellow] {step.warning}", highlight=False)
+                progress.console.print(
+                    f"[yellow]warning:[/yellow] {step.warning}", highlight=False, soft_wrap=True
+                )
                 return
             progress.update(
                 task,
@@ -232,6 +234,7 @@ def classify(
             f"note: model {classifier.version} was trained without logo-free pictures: it names "
             "its most probable class for every image and never answers 'no logo'",
             highlight=False,
+            soft_wrap=True,
         )
     failures = 0
     batch_size = settings().classify_batch_size

@@ -182,9 +182,7 @@ def closed_set_detection(
     among_classes = class_probabilities(probabilities, len(labels))
     window, best = divmod(int(np.argmax(among_classes)), among_classes.shape[1])
     box = box_in_window(box_fractions[window], windows[window])
-    return [
-        Detection(brand=labels[best], probability=float(among_classes[window, best]), box=box)
-    ]
+    return [Detection(brand=labels[best], probability=float(among_classes[window, best]), box=box)]
 
 
 def class_probabilities(probabilities: np.ndarray, label_count: int) -> np.ndarray:
