@@ -150,7 +150,6 @@ def photo_crop(size: tuple[int, int], *, min_share: float, rng: np.random.Genera
     When all that is known is that a photo shows the class somewhere, the whole photo is the only
     certain sample; large crops still show the logo in most photos of such sets (it is their
     subject) and teach the model the parts of a photo it sees in the classifier's larger windows.
-    Measured on ``logo_versions`` (a folder per class): see ``closed_set_detection``.
     """
     width, height = size
     crop_width = max(1, round(width * rng.uniform(min_share, 1.0)))

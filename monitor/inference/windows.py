@@ -173,9 +173,9 @@ def closed_set_detection(
     Such a model was trained on a folder per class with no logo-free picture, so its "no logo"
     column never learnt anything and is left out: each window's class probabilities are taken
     among the classes alone (they sum to 1), and the window and class with the highest of them
-    give the picture's single detection, with that probability. Taking the best window rather than
-    the whole photo alone finds a small logo in a screenshot: on the six ``logo_versions`` test
-    photos the whole photo alone named 4 right and the best of the model's windows 6.
+    give the picture's single detection, with that probability. The best window rather than the
+    whole photo alone, so that a small logo in a screenshot or a street scene is still seen at a
+    scale where it fills the model's input (the README gives what each choice measured).
     """
     if len(windows) == 0:
         return []
