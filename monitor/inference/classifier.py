@@ -177,7 +177,7 @@ def _load_keras_model(model_path: Path) -> Any:
     import_tensorflow()
     import keras
 
-    from monitor.inference._fitting import masked_box_loss
+    from monitor.inference.network import masked_box_loss
 
     try:
         # The trained head is saved compiled; its custom loss must be known to deserialize it.

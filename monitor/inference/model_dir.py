@@ -32,6 +32,8 @@ METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 CURVE_FILE = "training_curve.png"
 SPLIT_FILE = "split.json"
+BACKBONE_NAME = "MobileNetV2"
+"""The backbone trained models are built on (recorded in their metadata)."""
 LOGITS_OUTPUT = "logits"
 BOX_OUTPUT = "box"
 

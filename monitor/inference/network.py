@@ -13,15 +13,15 @@ features and the saved model still holds the very same layers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 from monitor.exceptions import ConfigurationError
 from monitor.inference.model_dir import BOX_OUTPUT, LOGITS_OUTPUT
 
-BACKBONE_NAME = "MobileNetV2"
 RANDOM_WEIGHTS = "random"
 BACKBONE_FEATURES = 1280
 """Channels of MobileNetV2's last feature map (alpha 1.0)."""
@@ -137,3 +137,15 @@ def build_tiny_model(*, num_outputs: int, image_size: int, seed: int) -> keras.M
     centred_box = np.log(np.array([0.2, 0.2, 0.8, 0.8]) / (1 - np.array([0.2, 0.2, 0.8, 0.8])))
     box_layer.set_weights([box_kernel * 0.1, centred_box.astype("float32")])
     return keras.Model(pixels, head(pooled), name="tiny_logo_model")
+
+
+def masked_box_loss(y_true: Any, y_pred: Any) -> Any:
+    """L1 distance of box corners, counted only for samples that show a logo.
+
+    Part of the network's definition, not of training alone: the head is saved compiled with it,
+    so loading a model needs it too.
+
+    ``y_true`` has a fifth column: 1 when the sample has a box, 0 for "no logo" samples.
+    """
+    has_box = y_true[:, 4:5]
+    return ops.sum(ops.abs(y_true[:, :4] - y_pred) * has_box, axis=-1)

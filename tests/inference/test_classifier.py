@@ -130,6 +130,18 @@ def test_importing_the_classifier_does_not_import_tensorflow() -> None:
     assert output.strip() == "False"
 
 
+def test_serving_a_model_imports_no_training_code(tiny_model_dir: Path) -> None:
+    code = (
+        "import sys; from monitor.inference.classifier import load_classifier;"
+        f"load_classifier({str(tiny_model_dir)!r});"
+        "print(sorted(m for m in sys.modules if m.startswith('monitor.inference.training')))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip().splitlines()[-1] == "[]"
+
+
 def test_missing_directory_is_a_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):
         load_classifier(tmp_path / "nowhere")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from monitor.inference._fitting import AverageWeights, KeepBestWeights
+from monitor.inference.training.fitting import AverageWeights, KeepBestWeights
 
 
 class _Record(keras.callbacks.Callback):

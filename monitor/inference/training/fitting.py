@@ -1,6 +1,6 @@
 """The Keras side of training: feature caching, the two fitting stages, keeping the best epoch.
 
-Imported only from ``monitor.inference.training`` inside ``train_model`` (it imports Keras).
+Imported only by the training run, inside ``train_model`` (it imports Keras).
 
 The backbone is cut in two at the start of the block where fine-tuning begins. The lower part is
 frozen: it runs once over every (already augmented) sample and its output is cached. The head is
@@ -18,10 +18,10 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers, ops
+from keras import layers
 
 from monitor.inference.model_dir import BOX_OUTPUT, LOGITS_OUTPUT
-from monitor.inference.network import pool
+from monitor.inference.network import masked_box_loss, pool
 
 EXTRACTION_BATCH = 32
 
@@ -156,15 +156,6 @@ def pool_features(upper: keras.Model | None, features: np.ndarray, pooling: str)
         np.asarray(run(features[start : start + 128])) for start in range(0, len(features), 128)
     ]
     return np.concatenate(parts).astype(np.float32)
-
-
-def masked_box_loss(y_true: Any, y_pred: Any) -> Any:
-    """L1 distance of box corners, counted only for samples that show a logo.
-
-    ``y_true`` has a fifth column: 1 when the sample has a box, 0 for "no logo" samples.
-    """
-    has_box = y_true[:, 4:5]
-    return ops.sum(ops.abs(y_true[:, :4] - y_pred) * has_box, axis=-1)
 
 
 def compile_for_training(

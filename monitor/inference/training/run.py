@@ -1,6 +1,7 @@
-"""One training run with Keras: the stages of ``monitor.inference.training`` that need TensorFlow.
+"""One training run with Keras: the stages of the recipe that need TensorFlow.
 
-Imported only inside ``train_model``; see that module for the recipe.
+Imported only inside ``train_model`` (``monitor.inference.training.recipe``, which describes the
+recipe); it takes the prepared data and options and hands back the fitted networks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import keras
 import numpy as np
 
 from monitor.domain import Box, Detection
-from monitor.inference import _fitting
 from monitor.inference.calibration import (
     choose_threshold,
     fit_temperature,
@@ -22,19 +22,13 @@ from monitor.inference.calibration import (
 )
 from monitor.inference.classifier import LogoClassifier, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
-from monitor.inference.model_dir import ModelMetadata
+from monitor.inference.model_dir import BACKBONE_NAME, ModelMetadata
 from monitor.inference.network import build_backbone, build_head, build_logo_model, pooled_width
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, hard_negative_candidates, render_all
-from monitor.inference.training import (
-    BACKBONE_NAME,
-    Progress,
-    TrainingProgress,
-    TrainOptions,
-    _Prepared,
-    class_weights,
-    validation_negatives,
-)
+from monitor.inference.training import fitting
+from monitor.inference.training.data import PreparedData, class_weights, validation_negatives
+from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.windows import best_brand, logo_probabilities, softmax
 
 SCORING_CHUNK = 16
@@ -43,7 +37,7 @@ SCORING_CHUNK = 16
 class TrainingRun:
     """Holds the networks and cached features of one run between its stages."""
 
-    def __init__(self, *, prepared: _Prepared, options: TrainOptions, report: Progress) -> None:
+    def __init__(self, *, prepared: PreparedData, options: TrainOptions, report: Progress) -> None:
         self.prepared = prepared
         self.options = options
         self.report = report
@@ -59,15 +53,15 @@ class TrainingRun:
             seed=options.seed,
         )
         cut = (
-            _fitting.cut_layer_name(self.backbone, options.finetune_from_block)
+            fitting.cut_layer_name(self.backbone, options.finetune_from_block)
             if options.epochs_finetune > 0
             else None
         )
-        self.lower, self.upper = _fitting.split_backbone(self.backbone, cut)
+        self.lower, self.upper = fitting.split_backbone(self.backbone, cut)
         self.finetune: keras.Model | None = None
-        self.stages: dict[str, _fitting.StageResult] = {}
+        self.stages: dict[str, fitting.StageResult] = {}
         self.validation_logits: np.ndarray | None = None
-        self.validation: _fitting.Arrays | None = None
+        self.validation: fitting.Arrays | None = None
         self.hard_negative_summary: dict[str, Any] = {}
 
     # --- fitting ---------------------------------------------------------------------------------
@@ -99,7 +93,7 @@ class TrainingRun:
 
     def _arrays(
         self, photos: Sequence[LabeledPhoto], specs: Sequence[SampleSpec], side: str
-    ) -> _fitting.Arrays:
+    ) -> fitting.Arrays:
         """Lower-backbone features of every sample of one side, with targets and weights."""
         size = self.options.image_size
         labels = np.array([spec.label for spec in specs], dtype=np.int32)
@@ -108,9 +102,9 @@ class TrainingRun:
         ).reshape(-1, 5)
         weights = self._sample_weights(labels)
         if not specs:
-            return _fitting.Arrays(np.zeros((0,)), labels, boxes, weights)
+            return fitting.Arrays(np.zeros((0,)), labels, boxes, weights)
         pooling = self.options.pooling if self.upper is None else None
-        extract = _fitting.extraction_function(self.lower, size, pooling=pooling)
+        extract = fitting.extraction_function(self.lower, size, pooling=pooling)
 
         def on_batch(done: int, total: int) -> None:
             self.report(TrainingProgress("features", done, total, message=f"{side} samples"))
@@ -118,12 +112,12 @@ class TrainingRun:
         def samples() -> Iterator[np.ndarray]:
             return render_all(photos, specs, size, max_pixels=self.options.max_image_pixels)
 
-        features = _fitting.extract_features(
+        features = fitting.extract_features(
             extract, samples, count=len(specs), image_size=size, on_batch=on_batch
         )
-        return _fitting.Arrays(features, labels, boxes, weights)
+        return fitting.Arrays(features, labels, boxes, weights)
 
-    def _with_hard_negatives(self, train: _fitting.Arrays) -> _fitting.Arrays:
+    def _with_hard_negatives(self, train: fitting.Arrays) -> fitting.Arrays:
         """``train`` plus the logo-free grid windows the fitted head most takes for a logo.
 
         Scored with the head just fitted (and the not yet fine-tuned upper backbone), the hardest
@@ -144,8 +138,8 @@ class TrainingRun:
             self.hard_negative_summary = {"candidates": 0, "kept": 0}
             return train
         mined = self._arrays(photos, candidates, "hard-negative candidates")
-        pooled = _fitting.pool_features(self.upper, mined.features, self.options.pooling)
-        logits = _fitting.predict_logits(self.head, pooled)
+        pooled = fitting.pool_features(self.upper, mined.features, self.options.pooling)
+        logits = fitting.predict_logits(self.head, pooled)
         # Ranked as the classifier decides: by the probability of some logo.
         logo_probability = logo_probabilities(softmax(logits), len(self.labels))
         hardest = np.argsort(-logo_probability)[: self.options.hard_negatives]
@@ -154,29 +148,29 @@ class TrainingRun:
             "kept": len(hardest),
             "lowest_kept_logo_probability": round(float(logo_probability[hardest].min()), 4),
         }
-        return _fitting.concatenate_arrays(train, mined, hardest, weights_for=self._sample_weights)
+        return fitting.concatenate_arrays(train, mined, hardest, weights_for=self._sample_weights)
 
     def _sample_weights(self, labels: np.ndarray) -> np.ndarray:
         """Each sample's class weight, so every class present counts alike in the loss."""
         return class_weights(labels, self.num_outputs)[labels].astype(np.float32)
 
-    def _fit_head(self, train: _fitting.Arrays, validation: _fitting.Arrays) -> None:
+    def _fit_head(self, train: fitting.Arrays, validation: fitting.Arrays) -> None:
         """Fit the head on pooled features (fast: the backbone does not run)."""
-        train_pooled = _fitting.pool_features(self.upper, train.features, self.options.pooling)
+        train_pooled = fitting.pool_features(self.upper, train.features, self.options.pooling)
         validation_pooled = (
-            _fitting.pool_features(self.upper, validation.features, self.options.pooling)
+            fitting.pool_features(self.upper, validation.features, self.options.pooling)
             if len(validation)
             else None
         )
-        trainer = _fitting.head_trainer(self.head)
-        _fitting.compile_for_training(
+        trainer = fitting.head_trainer(self.head)
+        fitting.compile_for_training(
             trainer,
             learning_rate=self.options.head_learning_rate,
             box_weight=self.options.box_loss_weight,
             label_smoothing=self.options.label_smoothing,
             weight_decay=self.options.weight_decay,
         )
-        self.stages["head"] = _fitting.fit_stage(
+        self.stages["head"] = fitting.fit_stage(
             trainer,
             train=train,
             train_inputs=train_pooled,
@@ -188,22 +182,22 @@ class TrainingRun:
             report=self._batch_reporter("head", self.options.epochs_head),
         )
         if validation_pooled is not None:
-            self.validation_logits = _fitting.predict_logits(self.head, validation_pooled)
+            self.validation_logits = fitting.predict_logits(self.head, validation_pooled)
 
-    def _fit_finetune(self, train: _fitting.Arrays, validation: _fitting.Arrays) -> None:
+    def _fit_finetune(self, train: fitting.Arrays, validation: fitting.Arrays) -> None:
         """Fine-tune the upper backbone and the head on cached lower features."""
         assert self.upper is not None
-        self.finetune = _fitting.finetune_model(
+        self.finetune = fitting.finetune_model(
             self.upper, self.head, train.features.shape[1:], self.options.pooling
         )
-        _fitting.compile_for_training(
+        fitting.compile_for_training(
             self.finetune,
             learning_rate=self.options.finetune_learning_rate,
             box_weight=self.options.box_loss_weight,
             label_smoothing=self.options.label_smoothing,
             weight_decay=self.options.weight_decay,
         )
-        self.stages["finetune"] = _fitting.fit_stage(
+        self.stages["finetune"] = fitting.fit_stage(
             self.finetune,
             train=train,
             train_inputs=train.features,
@@ -216,9 +210,9 @@ class TrainingRun:
             average_from=self.options.epochs_finetune // 2 + 1,
         )
         if len(validation):
-            self.validation_logits = _fitting.predict_logits(self.finetune, validation.features)
+            self.validation_logits = fitting.predict_logits(self.finetune, validation.features)
 
-    def _batch_reporter(self, stage: str, epochs: int) -> _fitting.BatchReport:
+    def _batch_reporter(self, stage: str, epochs: int) -> fitting.BatchReport:
         def report(epoch: int, batch: int, batches: int, logs: dict[str, float]) -> None:
             metrics = {
                 "loss": float(logs.get("loss", float("nan"))),
