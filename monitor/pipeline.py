@@ -74,10 +74,9 @@ class Services:
     def requests_session(self) -> Any:
         """The shared HTTP session (created on first use)."""
         if self.http_session is None:
-            import requests
+            from monitor.transport import guarded_session
 
-            self.http_session = requests.Session()
-            self.http_session.headers["User-Agent"] = self.settings.http_user_agent
+            self.http_session = guarded_session(self.settings.http_user_agent)
         return self.http_session
 
 
