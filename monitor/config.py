@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
     max_posts_per_run: int = Field(200, gt=0)
+    decode_max_side: int = Field(
+        1024,
+        ge=224,
+        description="Images are decoded at most this many pixels on their longer side for the "
+        "model (its 4x4 grid of windows needs no more); JPEG decodes at that scale directly.",
+    )
+    classify_pixel_budget: int = Field(
+        32_000_000,
+        gt=0,
+        description="Decoded pixels one classification step holds at once, however many images.",
+    )
 
     classify_batch_size: int = Field(16, gt=0)
     fetch_batch_size: int = Field(16, gt=0)

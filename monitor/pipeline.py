@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,7 +32,7 @@ from monitor.storage.tables import ImageState
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-    from monitor.images import ImageFetcher
+    from monitor.images import DecodedImage, ImageFetcher
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +193,27 @@ def run_due_collections(*, services: Services, queue: WorkQueue) -> list[str]:
 
 @dataclass
 class FetchReport:
-    """The outcome of fetching a batch of images."""
+    """The outcome of fetching a batch of images.
+
+    ``split`` lists the halves a batch was cut into instead of being fetched: it had been tried
+    before without an outcome (its worker crashed, or it failed as a whole), so the halves are
+    queued apart until the image that sinks it is alone, and is then failed.
+    """
 
     fetched: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     retry: list[int] = field(default_factory=list)
+    split: list[list[int]] = field(default_factory=list)
+
+
+RETRY_DELAY_CAP_SECONDS = 120
+"""The longest wait before another try: under the broker's visibility timeout, or a waiting
+retry would be delivered twice."""
+
+
+def retry_delay_seconds(attempts: int) -> int:
+    """How long an image waits after its ``attempts``-th transient failure: doubling, capped."""
+    return int(min(RETRY_DELAY_CAP_SECONDS, 2 ** max(1, attempts)))
 
 
 def fetch_images(
@@ -206,26 +222,14 @@ def fetch_images(
     """Fetch and validate queued images; unusable ones are stored as failed with their reason.
 
     Transient failures (timeouts, 5xx) keep the image queued and are listed in ``retry`` until it
-    has been tried ``task_max_retries`` times.
+    has been tried ``task_max_retries`` times. Every other failure of one image, expected or not,
+    is that image's alone: it is stored as failed with its reason and the batch goes on.
     """
-    from monitor.images import decode_image
-
-    with session_scope(services.sessions) as session:
-        targets = [
-            (image.id, image.url)
-            for image in repository.images_in_state(
-                session=session, image_ids=image_ids, state=ImageState.QUEUED
-            )
-        ]
-    outcomes: dict[int, Any] = {}
-    for image_id, url in targets:
-        try:
-            fetched = fetcher.fetch(url)
-            decoded = decode_image(fetched.data, max_pixels=services.settings.max_image_pixels)
-            outcomes[image_id] = (fetched, decoded.size)
-        except ImageError as exc:
-            outcomes[image_id] = exc
     report = FetchReport()
+    targets = _claim_fetch_batch(services=services, image_ids=image_ids, report=report)
+    for half in report.split:
+        queue.fetch(half)
+    outcomes = {image_id: _fetch_one(services, fetcher, url) for image_id, url in targets}
     with session_scope(services.sessions) as session:
         for image in repository.images_in_state(
             session=session, image_ids=list(outcomes), state=ImageState.QUEUED
@@ -239,6 +243,67 @@ def fetch_images(
             )
     queue.classify(report.fetched)
     return report
+
+
+def _claim_fetch_batch(
+    *, services: Services, image_ids: Sequence[int], report: FetchReport
+) -> list[tuple[int, str]]:
+    """The (id, url) pairs to fetch now, each with its attempt counted and committed first.
+
+    A batch of several images of which one was tried before is split in two instead (see
+    ``FetchReport.split``); a lone image out of attempts is failed with its last reason.
+    """
+    limit = services.settings.task_max_retries
+    with session_scope(services.sessions) as session:
+        images = repository.images_in_state(
+            session=session, image_ids=image_ids, state=ImageState.QUEUED
+        )
+        if len(images) > 1 and any(image.attempts > 0 for image in images):
+            ids = [image.id for image in images]
+            middle = len(ids) // 2
+            report.split = [ids[:middle], ids[middle:]]
+            return []
+        usable = []
+        for image in images:
+            if image.attempts >= max(1, limit):
+                reason = _gave_up_reason(image.attempts, image.error)
+                repository.mark_image_failed(session=session, image=image, reason=reason)
+                report.failed[image.id] = reason
+            else:
+                usable.append(image)
+        repository.claim_images_for_fetch(session=session, images=usable, now=services.clock())
+        return [(image.id, image.url) for image in usable]
+
+
+def _gave_up_reason(attempts: int, last_error: str | None) -> str:
+    if last_error:
+        return f"gave up after {attempts} attempts; the last one: {last_error}"
+    return (
+        f"gave up after {attempts} attempts that ended without an outcome "
+        "(fetching or decoding this image stopped its worker)"
+    )
+
+
+def _fetch_one(services: Services, fetcher: ImageFetcher, url: str) -> Any:
+    """One image's outcome: (fetched, (width, height)) or the error that stopped it.
+
+    The fetch only checks that the image decodes, so it decodes at the model's size (JPEG draft
+    mode): a small file declaring a huge canvas costs little here.
+    """
+    from monitor.images import decode_scaled
+
+    settings = services.settings
+    try:
+        fetched = fetcher.fetch(url)
+        decoded = decode_scaled(
+            fetched.data, max_pixels=settings.max_image_pixels, max_side=settings.decode_max_side
+        )
+    except ImageError as exc:
+        return exc
+    except Exception as exc:  # one image's unexpected failure must not sink its batch
+        log.exception("fetching %s failed unexpectedly", url)
+        return ImageError(f"fetching failed unexpectedly ({type(exc).__name__}: {exc})")
+    return fetched, (decoded.width, decoded.height)
 
 
 def _store_fetch_outcome(
@@ -282,39 +347,105 @@ class ClassifyReport:
 def classify_images(
     *, services: Services, image_ids: Sequence[int], classifier: Classifier
 ) -> ClassifyReport:
-    """Classify fetched images in batches and store every detection once per model version."""
-    from monitor.images import decode_image
+    """Classify fetched images and store every detection once per model version.
 
+    Three steps, so no database transaction stays open while the model runs: read the pending
+    images' bytes, decode and classify them outside any transaction (at most
+    ``classify_pixel_budget`` decoded pixels held at once), then store the verdicts in one unit of
+    work (a verdict another worker stored meanwhile is simply found there).
+    """
     report = ClassifyReport()
     with session_scope(services.sessions) as session:
-        pending = repository.fetched_images_to_classify(
-            session=session, image_ids=image_ids, model_version=classifier.version
-        )
-        report.already_done = len(set(image_ids)) - len(pending)
-        decoded: list[tuple[Any, Any]] = []
-        for image, data in pending:
-            try:
-                decoded.append(
-                    (image, decode_image(data, max_pixels=services.settings.max_image_pixels))
-                )
-            except ImageError as exc:
-                repository.mark_image_failed(session=session, image=image, reason=str(exc))
-                report.failed[image.id] = str(exc)
-        batch_size = services.settings.classify_batch_size
-        for start in range(0, len(decoded), batch_size):
-            batch = decoded[start : start + batch_size]
-            results = classifier.classify([picture for _, picture in batch])
-            for (image, _), detections in zip(batch, results, strict=True):
-                written = repository.save_classification(
-                    session=session,
-                    image=image,
-                    model_version=classifier.version,
-                    detections=detections,
-                    now=services.clock(),
-                )
-                report.classified += int(written)
-                report.detections += len(detections) if written else 0
+        pending = [
+            (image.id, data)
+            for image, data in repository.fetched_images_to_classify(
+                session=session, image_ids=image_ids, model_version=classifier.version
+            )
+        ]
+    report.already_done = len(set(image_ids)) - len(pending)
+    verdicts, failures = _classify_within_budget(services, classifier, pending)
+    with session_scope(services.sessions) as session:
+        images = repository.images_by_id(session=session, image_ids=[i for i, _ in pending])
+        for image_id, reason in failures.items():
+            repository.mark_image_failed(session=session, image=images[image_id], reason=reason)
+            report.failed[image_id] = reason
+        for image_id, detections in verdicts.items():
+            written = repository.save_classification(
+                session=session,
+                image=images[image_id],
+                model_version=classifier.version,
+                detections=detections,
+                now=services.clock(),
+            )
+            report.classified += int(written)
+            report.detections += len(detections) if written else 0
     return report
+
+
+def _classify_within_budget(
+    services: Services, classifier: Classifier, pending: Sequence[tuple[int, bytes]]
+) -> tuple[dict[int, list[Detection]], dict[int, str]]:
+    """Decode one image at a time and run the model whenever the batch or pixel budget is full."""
+    settings = services.settings
+    verdicts: dict[int, list[Detection]] = {}
+    failures: dict[int, str] = {}
+    batch: list[tuple[int, DecodedImage]] = []
+    held_pixels = 0
+    for image_id, data in pending:
+        decoded = _decode_for_model(settings, data)
+        if isinstance(decoded, str):
+            failures[image_id] = decoded
+            continue
+        pixels = decoded.picture.width * decoded.picture.height
+        if batch and (
+            len(batch) >= settings.classify_batch_size
+            or held_pixels + pixels > settings.classify_pixel_budget
+        ):
+            verdicts.update(_run_model(classifier, batch))
+            batch, held_pixels = [], 0
+        batch.append((image_id, decoded))
+        held_pixels += pixels
+    if batch:
+        verdicts.update(_run_model(classifier, batch))
+    return verdicts, failures
+
+
+def _decode_for_model(settings: Settings, data: bytes) -> DecodedImage | str:
+    """The image at the model's size, or the reason it cannot be used."""
+    from monitor.images import decode_scaled
+
+    try:
+        return decode_scaled(
+            data, max_pixels=settings.max_image_pixels, max_side=settings.decode_max_side
+        )
+    except ImageError as exc:
+        return str(exc)
+
+
+def _run_model(
+    classifier: Classifier, batch: Sequence[tuple[int, DecodedImage]]
+) -> dict[int, list[Detection]]:
+    """The model's detections for each image, boxes in the full image's pixels."""
+    results = classifier.classify([decoded.picture for _, decoded in batch])
+    return {
+        image_id: [_to_full_size(detection, decoded) for detection in detections]
+        for (image_id, decoded), detections in zip(batch, results, strict=True)
+    }
+
+
+def _to_full_size(detection: Detection, decoded: DecodedImage) -> Detection:
+    """A detection's box scaled from the decoded picture to the full image it stands for."""
+    if detection.box is None or decoded.scale == (1.0, 1.0):
+        return detection
+    scale_x, scale_y = decoded.scale
+    x1, y1, x2, y2 = detection.box
+    box = (
+        round(x1 * scale_x),
+        round(y1 * scale_y),
+        min(decoded.width, round(x2 * scale_x)),
+        min(decoded.height, round(y2 * scale_y)),
+    )
+    return replace(detection, box=box)
 
 
 # --- recovery ----------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def fetch_images(self: Any, image_ids: list[int]) -> dict[str, Any]:
     if report.retry:
         raise self.retry(
             args=[report.retry],
-            countdown=min(300, 2 ** (self.request.retries + 1)),
+            countdown=pipeline.retry_delay_seconds(self.request.retries + 1),
             max_retries=None,
         )
     return asdict(report)
