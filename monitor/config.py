@@ -76,8 +76,20 @@ class Settings(BaseSettings):
     classify_batch_size: int = Field(16, gt=0)
     fetch_batch_size: int = Field(16, gt=0)
     task_max_retries: int = Field(5, ge=0)
-    broker_visibility_timeout_seconds: int = Field(3600, gt=0)
+    broker_visibility_timeout_seconds: int = Field(
+        300,
+        gt=0,
+        description="A task a worker took and never acknowledged (the worker was killed) is "
+        "delivered again after this; it must exceed the longest task (a fetch batch takes at most "
+        "fetch_batch_size x http_timeout_seconds) and the longest retry wait (120 s).",
+    )
     requeue_after_seconds: int = Field(1800, gt=0)
+    requeue_check_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often beat looks for lost work (a broker that restarted empty, images "
+        "waiting longer than requeue_after_seconds).",
+    )
     collect_lock_seconds: int = Field(900, gt=0)
     beat_interval_seconds: float = Field(60.0, gt=0)
     unhealthy_after_failures: int = Field(3, gt=0)

@@ -462,7 +462,11 @@ class RequeueReport:
 def requeue_stale(
     *, services: Services, queue: WorkQueue, older_than_seconds: int | None = None
 ) -> RequeueReport:
-    """Queue again images left ``queued`` or ``fetched`` for too long (their task was lost)."""
+    """Queue again images left ``queued`` or ``fetched`` for too long (their task was lost).
+
+    ``older_than_seconds=0`` takes every waiting image: what to do when the broker is known to have
+    lost its tasks, or when a user asks (a task queued twice does its work once).
+    """
     age = (
         services.settings.requeue_after_seconds
         if older_than_seconds is None
@@ -577,6 +581,7 @@ def work_queue_for(services: Services) -> WorkQueue:
         return InProcessWorkQueue(services=services)
     return CeleryWorkQueue(
         broker_url=settings.broker_url,
-        batch_size=settings.classify_batch_size,
+        fetch_batch_size=settings.fetch_batch_size,
+        classify_batch_size=settings.classify_batch_size,
         visibility_timeout=settings.broker_visibility_timeout_seconds,
     )

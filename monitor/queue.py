@@ -51,27 +51,62 @@ def chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
+BROKER_MARK_KEY = "monitor:broker-mark"
+"""A key monitor keeps in a Redis broker; when it is gone, the broker lost everything it held."""
+
+
 class CeleryWorkQueue:
     """Sends tasks to Celery workers through the broker, by task name."""
 
-    def __init__(self, *, broker_url: str, batch_size: int, visibility_timeout: int) -> None:
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        fetch_batch_size: int,
+        classify_batch_size: int,
+        visibility_timeout: int,
+    ) -> None:
         from celery import Celery
 
+        self._broker_url = broker_url
         self._app = Celery("monitor-client", broker=broker_url, set_as_current=False)
         self._app.conf.broker_transport_options = {"visibility_timeout": visibility_timeout}
         self._app.conf.broker_connection_retry_on_startup = True
-        self._batch_size = batch_size
+        self._fetch_batch_size = fetch_batch_size
+        self._classify_batch_size = classify_batch_size
 
     def collect(self, source_name: str, *, scheduled: bool) -> None:
         self._send(TASK_COLLECT, [source_name], {"scheduled": scheduled})
 
     def fetch(self, image_ids: Sequence[int]) -> None:
-        for batch in chunks(image_ids, self._batch_size):
+        for batch in chunks(image_ids, self._fetch_batch_size):
             self._send(TASK_FETCH, [batch], {})
 
     def classify(self, image_ids: Sequence[int]) -> None:
-        for batch in chunks(image_ids, self._batch_size):
+        for batch in chunks(image_ids, self._classify_batch_size):
             self._send(TASK_CLASSIFY, [batch], {})
+
+    def broker_was_reset(self) -> bool:
+        """True when the broker lost its data since the last look (and then marks it again).
+
+        A Redis restarted without persistence comes back empty: every queued and unacknowledged
+        task is gone, and nothing in the broker says so. Monitor keeps a mark in it; a missing mark
+        means every image still waiting has lost its task, so it can be queued again at once
+        instead of after ``requeue_after_seconds``. The first look at a new broker says True too
+        (queueing waiting work twice is harmless: tasks are idempotent). Brokers other than Redis
+        are not looked at.
+        """
+        if not self._broker_url.startswith(("redis://", "rediss://")):
+            return False
+        import redis
+
+        from monitor.exceptions import QueueError
+
+        try:
+            with redis.Redis.from_url(self._broker_url, socket_timeout=10) as client:
+                return bool(client.set(BROKER_MARK_KEY, "1", nx=True))
+        except redis.RedisError as exc:
+            raise QueueError(f"cannot reach the broker: {exc}") from exc
 
     def _send(self, task: str, args: list[object], kwargs: dict[str, object]) -> None:
         from kombu.exceptions import OperationalError
@@ -82,6 +117,6 @@ class CeleryWorkQueue:
             self._app.send_task(task, args=args, kwargs=kwargs, queue=TASK_QUEUES[task])
         except OperationalError as exc:
             raise QueueError(
-                f"cannot reach the broker: {exc}; the work is stored and `monitor requeue` "
-                "queues it again once the broker is back"
+                f"cannot reach the broker: {exc}; the work is stored, and `monitor requeue` "
+                "queues it again once the broker is back (beat does so by itself)"
             ) from exc

@@ -68,19 +68,29 @@ def _print_in_process_summary(queue: InProcessWorkQueue) -> None:
     if queue.model_error:
         error_console.print(
             f"[yellow]not classified yet:[/yellow] {queue.model_error}\n"
-            "train a model (`monitor train`) or set MONITOR_MODEL_DIR, then run `monitor requeue --now`"
+            "train a model (`monitor train`) or set MONITOR_MODEL_DIR, then run `monitor requeue`"
         )
 
 
 def requeue(
-    now: Annotated[
-        bool, typer.Option("--now", help="Take every waiting image, however recently queued.")
+    stale_only: Annotated[
+        bool,
+        typer.Option(
+            "--stale-only",
+            help="Only images waiting longer than requeue_after_seconds (what beat does).",
+        ),
     ] = False,
 ) -> None:
-    """Queue again images whose work was lost (broker restart) or that waited for a model."""
+    """Queue again every image still waiting to be fetched or classified.
+
+    For work a broker lost (it was down or restarted empty) or that waited for a model. Images
+    whose task is still queued get a second one, which finds the work done.
+    """
     runtime = services()
     queue = work_queue_for(runtime)
-    report = requeue_stale(services=runtime, queue=queue, older_than_seconds=0 if now else None)
+    report = requeue_stale(
+        services=runtime, queue=queue, older_than_seconds=None if stale_only else 0
+    )
     console.print(f"re-queued {report.fetch} images to fetch and {report.classify} to classify")
     if isinstance(queue, InProcessWorkQueue):
         _print_in_process_summary(queue)
