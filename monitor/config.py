@@ -2,12 +2,18 @@
 
 Values come, highest priority first, from keyword arguments, ``MONITOR_*`` environment variables, and
 a TOML config file (``MONITOR_CONFIG``, default ``$MONITOR_HOME/config.toml``) holding the same keys
-without the prefix, e.g. ``database_url = "postgresql+psycopg://..."``.
+without the prefix, e.g. ``database_url = "postgresql+psycopg://..."``. A ``MONITOR_*`` variable or
+a config-file key that is not a setting stops the program, naming the closest known setting
+(``MONITOR_CONFIG``, ``MONITOR_REQUIRE_SERVICES`` and ``MONITOR_TEST_*`` are not settings: the first
+names the file, the others belong to the test suite).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -148,8 +154,79 @@ class Settings(BaseSettings):
         return self.model_dir or self.home / "models" / "current"
 
 
+RESERVED_ENVIRONMENT = frozenset({"MONITOR_CONFIG", "MONITOR_REQUIRE_SERVICES"})
+"""``MONITOR_*`` variables that are not settings: the config file's path, and the test suite's."""
+RESERVED_ENVIRONMENT_PREFIXES = ("MONITOR_TEST_",)
+"""The test suite's own variables (where its PostgreSQL and Redis are)."""
+
+
+def check_setting_names(
+    environment: Mapping[str, str], config_keys: Iterable[str], *, config_file: Path | None = None
+) -> None:
+    """Refuse ``MONITOR_*`` variables and config-file keys that are not settings.
+
+    A misspelt setting (``MONITOR_ALLOW_PRIVATE_URLS``) silently ignored leaves the program doing
+    the opposite of what its operator believes; stopping with the closest known name is kinder.
+    """
+    known = sorted(Settings.model_fields)
+    for name in sorted(environment):
+        if not name.upper().startswith("MONITOR_") or _reserved(name.upper()):
+            continue
+        key = name[len("MONITOR_") :].lower()
+        if key not in known:
+            closest = _closest(key, known)
+            raise ConfigurationError(
+                f"unknown setting {name} in the environment; "
+                f"the closest known one is MONITOR_{closest.upper()}"
+            )
+    for key in config_keys:
+        if key not in known:
+            raise ConfigurationError(
+                f"unknown setting {key!r} in {config_file or 'the config file'}; "
+                f"the closest known one is {_closest(key, known)!r}"
+            )
+
+
+def _reserved(name: str) -> bool:
+    return name in RESERVED_ENVIRONMENT or name.startswith(RESERVED_ENVIRONMENT_PREFIXES)
+
+
+def _closest(key: str, known: Sequence[str]) -> str:
+    """The known setting most like ``key``: most leading words alike, then most words, then spelling.
+
+    Words first, because settings are named by what they govern (``allow_private_urls`` means
+    ``allow_private_image_hosts``, though ``allow_file_urls`` is spelt more alike).
+    """
+    words = key.lower().split("_")
+
+    def likeness(candidate: str) -> tuple[int, int, float]:
+        candidate_words = candidate.split("_")
+        leading = 0
+        for mine, theirs in zip(words, candidate_words, strict=False):
+            if mine != theirs:
+                break
+            leading += 1
+        shared = len(set(words) & set(candidate_words))
+        return leading, shared, difflib.SequenceMatcher(None, key.lower(), candidate).ratio()
+
+    return max(known, key=likeness)
+
+
+def _config_file_keys(path: Path) -> list[str]:
+    """The top-level keys of the TOML config file (none when there is no file)."""
+    if not path.is_file():
+        return []
+    try:
+        with path.open("rb") as handle:
+            return list(tomllib.load(handle))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the config file {path}: {exc}") from exc
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate settings, turning validation errors into one clear message."""
+    config_file = _config_file()
+    check_setting_names(os.environ, _config_file_keys(config_file), config_file=config_file)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
