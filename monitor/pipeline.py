@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.collectors.base import CollectorContext, build_collector
+from monitor.collectors.junk import drop_non_content
 from monitor.config import Settings
 from monitor.domain import CollectionBatch, Detection
 from monitor.exceptions import (
@@ -91,6 +92,8 @@ class CollectReport:
     posts_seen: int = 0
     new_posts: int = 0
     new_images: int = 0
+    skipped_images: int = 0
+    """Images dropped as non-content (tracking pixels, ads, avatars) before they were stored."""
     skipped: str | None = None
     error: str | None = None
 
@@ -122,10 +125,15 @@ def collect_source(
     batch, error = _run_collector(
         services=services, name=source_name, kind=kind, options=options, cursor=cursor
     )
+    posts, skipped = drop_non_content(batch.posts)
+    if skipped.total:
+        log.info(
+            "%s: skipped %d non-content images %s", source_name, skipped.total, skipped.by_reason
+        )
     with session_scope(services.sessions) as session:
         source = repository.get_source(session=session, name=source_name)
         stored = repository.store_posts(
-            session=session, source=source, posts=batch.posts, now=services.clock()
+            session=session, source=source, posts=posts, now=services.clock()
         )
         repository.record_run(
             session=session,
@@ -144,6 +152,7 @@ def collect_source(
         posts_seen=len(batch.posts),
         new_posts=len(stored.new_post_ids),
         new_images=len(stored.new_image_ids),
+        skipped_images=skipped.total,
         error=error,
     )
 

@@ -218,3 +218,23 @@ class _Recorder:
 
     def classify(self, image_ids: Sequence[int]) -> None:
         return None
+
+
+def test_non_content_images_are_never_stored_and_are_counted(
+    services: Services, file_server: ServedFiles
+) -> None:
+    photo = file_server.add("/photo.jpg", jpeg_bytes((220, 20, 20)))
+    junk = [
+        "https://pixel.wp.com/b.gif?blog=1",
+        "https://secure.gravatar.com/avatar/abc?s=96",
+        "https://feeds.feedburner.com/~r/Blog/~4/xyz",
+    ]
+    add_fake_source(services, "feed", [fake_post("1", photo, *junk)])
+
+    report = collect_source(
+        services=services, source_name="feed", queue=in_process(services, ColourClassifier())
+    )
+
+    assert (report.new_images, report.skipped_images) == (1, 3)
+    with session_scope(services.sessions) as session:
+        assert [image.url for image in session.scalars(select(Image))] == [photo]

@@ -37,7 +37,7 @@ def collect(
     reports = collect_all(
         services=runtime, queue=queue, source_names=None if all_sources else names
     )
-    table = Table("source", "posts seen", "new posts", "new images", "result")
+    table = Table("source", "posts seen", "new posts", "new images", "skipped images", "result")
     for report in reports:
         result = report.error or report.skipped or "ok"
         table.add_row(
@@ -45,6 +45,7 @@ def collect(
             str(report.posts_seen),
             str(report.new_posts),
             str(report.new_images),
+            str(report.skipped_images),
             f"[red]{result}[/red]" if report.error else result,
         )
     console.print(table)
