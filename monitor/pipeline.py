@@ -177,15 +177,25 @@ def _run_collector(
 
 
 def collect_all(
-    *, services: Services, queue: WorkQueue, source_names: Sequence[str] | None = None
+    *,
+    services: Services,
+    queue: WorkQueue,
+    source_names: Sequence[str] | None = None,
+    on_start: Callable[[str, int, int], None] | None = None,
 ) -> list[CollectReport]:
-    """Collect several sources (all when ``source_names`` is None); each failure stays its own."""
+    """Collect several sources (all when ``source_names`` is None); each failure stays its own.
+
+    ``on_start(name, number, count)`` is told before each source, for progress displays.
+    """
     if source_names is None:
         with session_scope(services.sessions) as session:
             source_names = [s.name for s in repository.list_sources(session=session)]
-    return [
-        collect_source(services=services, source_name=name, queue=queue) for name in source_names
-    ]
+    reports = []
+    for number, name in enumerate(source_names):
+        if on_start is not None:
+            on_start(name, number, len(source_names))
+        reports.append(collect_source(services=services, source_name=name, queue=queue))
+    return reports
 
 
 def run_due_collections(*, services: Services, queue: WorkQueue) -> list[str]:
@@ -212,6 +222,8 @@ class FetchReport:
     fetched: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     retry: list[int] = field(default_factory=list)
+    retry_after_seconds: int = 0
+    """How long the images in ``retry`` should wait (``retry_delay_seconds`` of their attempts)."""
     split: list[list[int]] = field(default_factory=list)
 
 
@@ -322,6 +334,9 @@ def _store_fetch_outcome(
         attempts = repository.note_image_attempt(session=session, image=image, reason=str(outcome))
         if attempts < services.settings.task_max_retries:
             report.retry.append(image.id)
+            report.retry_after_seconds = max(
+                report.retry_after_seconds, retry_delay_seconds(attempts)
+            )
             return
     if isinstance(outcome, ImageError):
         repository.mark_image_failed(session=session, image=image, reason=str(outcome))
@@ -517,8 +532,10 @@ class InProcessWorkQueue:
         services: Services,
         fetcher: ImageFetcher | None = None,
         classifier_loader: Callable[[], Classifier] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.services = services
+        self._progress = progress
         self._fetcher = fetcher
         self._classifier_loader = classifier_loader or _default_classifier_loader(services.settings)
         self._classifier: Classifier | None = None
@@ -532,12 +549,17 @@ class InProcessWorkQueue:
         )
 
     def fetch(self, image_ids: Sequence[int]) -> None:
+        """Fetch (and classify) in batches; ``progress(done, total)`` is told after each one."""
+        done = 0
         for batch in chunks(image_ids, self.services.settings.fetch_batch_size):
             self.fetch_reports.append(
                 fetch_images(
                     services=self.services, image_ids=batch, fetcher=self.fetcher(), queue=self
                 )
             )
+            done += len(batch)
+            if self._progress is not None:
+                self._progress(done, len(image_ids))
 
     def classify(self, image_ids: Sequence[int]) -> None:
         if not image_ids:
@@ -583,11 +605,17 @@ def _default_classifier_loader(settings: Settings) -> Callable[[], Classifier]:
     return load
 
 
-def work_queue_for(services: Services) -> WorkQueue:
-    """The queue the configuration asks for: Celery with a broker, in-process without."""
+def work_queue_for(
+    services: Services, *, progress: Callable[[int, int], None] | None = None
+) -> WorkQueue:
+    """The queue the configuration asks for: Celery with a broker, in-process without.
+
+    ``progress(done, total)`` hears about in-process image batches (a broker's workers report
+    through ``monitor status``).
+    """
     settings = services.settings
     if settings.broker_url is None:
-        return InProcessWorkQueue(services=services)
+        return InProcessWorkQueue(services=services, progress=progress)
     return CeleryWorkQueue(
         broker_url=settings.broker_url,
         fetch_batch_size=settings.fetch_batch_size,

@@ -89,7 +89,7 @@ def fetch_images(self: Any, image_ids: list[int]) -> dict[str, Any]:
     if report.retry:
         raise self.retry(
             args=[report.retry],
-            countdown=pipeline.retry_delay_seconds(self.request.retries + 1),
+            countdown=report.retry_after_seconds,
             max_retries=None,
         )
     return asdict(report)

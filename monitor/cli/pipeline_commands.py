@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from monitor.cli.common import console, error_console, services, settings
+from monitor.cli.progress import progress_display
 from monitor.exceptions import ConfigurationError
-from monitor.pipeline import InProcessWorkQueue, collect_all, requeue_stale, work_queue_for
+from monitor.pipeline import (
+    InProcessWorkQueue,
+    collect_all,
+    requeue_stale,
+    retry_delay_seconds,
+    work_queue_for,
+)
 from monitor.storage import repository
 from monitor.storage.db import session_scope, upgrade_database
 
@@ -33,10 +41,24 @@ def collect(
     if not names and not all_sources:
         raise ConfigurationError("name one or more sources, or pass --all")
     runtime = services()
-    queue = work_queue_for(runtime)
-    reports = collect_all(
-        services=runtime, queue=queue, source_names=None if all_sources else names
-    )
+    with progress_display() as progress:
+        task = progress.add_task("collecting", total=None, detail="")
+
+        def source_started(name: str, number: int, count: int) -> None:
+            progress.update(
+                task, description=f"source {number + 1}/{count} {name}", completed=0, total=None
+            )
+
+        def images_done(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, detail="images fetched/classified")
+
+        queue = work_queue_for(runtime, progress=images_done)
+        reports = collect_all(
+            services=runtime,
+            queue=queue,
+            source_names=None if all_sources else names,
+            on_start=source_started,
+        )
     table = Table("source", "posts seen", "new posts", "new images", "skipped images", "result")
     for report in reports:
         result = report.error or report.skipped or "ok"
@@ -124,14 +146,38 @@ def status() -> None:
         failures = [
             (image.url, image.error) for image in repository.failed_images(session=session, limit=5)
         ]
+        waiting = repository.count_images_waiting_to_retry(session=session)
+        retrying = [
+            _retry_line(image.url, image.error, image.attempts, image.queued_at)
+            for image in repository.images_waiting_to_retry(session=session, limit=5)
+        ]
     console.print(
         f"posts: {posts}   detections: {detections}   images: "
         + ", ".join(f"{state} {count}" for state, count in counts.items())
     )
     if sources:
         console.print(table)
+    if waiting:
+        console.print(f"waiting to retry: {waiting} images (a passing failure; tried again later)")
+    for line in retrying:
+        console.print(line, highlight=False)
     for url, error in failures:
         console.print(f"[dim]failed image[/dim] {url[:100]}: {error}")
+
+
+def _retry_line(url: str, error: str | None, attempts: int, last_attempt: datetime) -> str:
+    """One image waiting to retry: its attempts, when the next one comes, the last error."""
+    current = settings()
+    if current.embedded:
+        next_attempt = "next attempt: `monitor requeue` or the next collect"
+    else:
+        moment = last_attempt if last_attempt.tzinfo else last_attempt.replace(tzinfo=UTC)
+        due = moment + timedelta(seconds=retry_delay_seconds(attempts))
+        next_attempt = f"next attempt about {due:%Y-%m-%d %H:%M:%S} UTC"
+    return (
+        f"[dim]retrying[/dim] {url[:100]}: attempt {attempts} of {current.task_max_retries}, "
+        f"{next_attempt}; last error: {error}"
+    )
 
 
 def worker(
