@@ -425,13 +425,39 @@ def _classify_within_budget(
             len(batch) >= settings.classify_batch_size
             or held_pixels + pixels > settings.classify_pixel_budget
         ):
-            verdicts.update(_run_model(classifier, batch))
+            _run_model_isolating(classifier, batch, verdicts, failures)
             batch, held_pixels = [], 0
         batch.append((image_id, decoded))
         held_pixels += pixels
     if batch:
-        verdicts.update(_run_model(classifier, batch))
+        _run_model_isolating(classifier, batch, verdicts, failures)
     return verdicts, failures
+
+
+def _run_model_isolating(
+    classifier: Classifier,
+    batch: Sequence[tuple[int, DecodedImage]],
+    verdicts: dict[int, list[Detection]],
+    failures: dict[int, str],
+) -> None:
+    """Run the model; if a batch fails, run its halves, until the image that fails is alone.
+
+    The model failing on a batch says nothing about which image it choked on; halving finds it
+    in a few more calls, and the other images still get their verdicts.
+    """
+    try:
+        verdicts.update(_run_model(classifier, batch))
+        return
+    except Exception as exc:  # the model's failure on these pictures, isolated below
+        if len(batch) == 1:
+            log.exception("the model failed on image %s", batch[0][0])
+            failures[batch[0][0]] = (
+                f"the model failed on this image ({type(exc).__name__}: {str(exc)[:200]})"
+            )
+            return
+    middle = len(batch) // 2
+    _run_model_isolating(classifier, batch[:middle], verdicts, failures)
+    _run_model_isolating(classifier, batch[middle:], verdicts, failures)
 
 
 def _decode_for_model(settings: Settings, data: bytes) -> DecodedImage | str:

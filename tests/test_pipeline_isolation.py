@@ -241,3 +241,47 @@ def test_fetch_validates_a_huge_jpeg_without_decoding_it_whole(
             report.fetched[0]
         ]
         assert (image.width, image.height) == (side, side)
+
+
+class ChokingClassifier(ColourClassifier):
+    """A model that fails on any batch holding one particular picture size."""
+
+    version = "choking-1"
+
+    def __init__(self, poison_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.poison_size = poison_size
+
+    def classify(self, images: Sequence[PILImage]) -> list[list[Detection]]:
+        if any(image.size == self.poison_size for image in images):
+            raise ValueError("Input contains an unexpected shape")
+        return super().classify(images)
+
+
+def test_a_batch_the_model_fails_on_is_halved_until_the_image_is_found(
+    services: Services, file_server: ServedFiles
+) -> None:
+    urls = [file_server.add(f"/{n}.jpg", jpeg_bytes((220, 20, 20), (60 + n, 40))) for n in range(8)]
+    add_fake_source(services, "feed", [fake_post(str(n), url) for n, url in enumerate(urls)])
+    collect_source(services=services, source_name="feed", queue=RedeliveringBroker())
+    from monitor.pipeline import build_fetcher
+
+    with session_scope(services.sessions) as session:
+        ids = list(session.scalars(select(Image.id).order_by(Image.id)))
+    fetch_images(
+        services=services,
+        image_ids=ids,
+        fetcher=build_fetcher(services),
+        queue=RedeliveringBroker(),
+    )
+
+    report = classify_images(
+        services=services, image_ids=ids, classifier=ChokingClassifier((65, 40))
+    )
+
+    assert report.classified == 7
+    found = states(services)
+    assert found[urls[5]] == (
+        ImageState.FAILED,
+        "the model failed on this image (ValueError: Input contains an unexpected shape)",
+    )
