@@ -50,8 +50,13 @@ SPACER_FILE = re.compile(
 
 
 def non_content_reason(url: str) -> str | None:
-    """What the image at ``url`` is, when it is not content (a tracker, an ad...); else None."""
+    """What the image at ``url`` is, when it is not content (a tracker, an ad...); else None.
+
+    Only web URLs are judged: a local file named ``pixel.png`` is someone's photo.
+    """
     parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
     host = (parts.hostname or "").rstrip(".").lower()
     path = parts.path or "/"
     for suffix, prefix, what in NON_CONTENT_HOSTS:

@@ -33,6 +33,7 @@ def test_trackers_ads_avatars_and_spacers_are_named(url: str) -> None:
         "https://media.example.social/pixel-art/robot.png",
         "https://facebook.com/photo/123.jpg",
         "https://gravatar.com.example.net/avatar.jpg",  # not gravatar's host
+        "file:///home/ana/photos/pixel.png",  # a local photo, whatever its name
     ],
 )
 def test_content_images_are_kept(url: str) -> None:
