@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from monitor.exceptions import (
     ImageURLRefusedError,
     TransientImageFetchError,
+    TransportConnectError,
     TransportTimeoutError,
     URLNotAllowedError,
 )
@@ -224,3 +226,63 @@ def test_an_unresolvable_feed_host_is_refused() -> None:
 def test_environment_proxies_are_not_used() -> None:
     """A proxy would connect on our behalf, out of the guard's sight."""
     assert guarded_session().trust_env is False
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for ``public.test``."""
+    import shutil
+    import ssl
+    import subprocess
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=public.test"),
+            *("-addext", "subjectAltName=DNS:public.test"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_to_the_pinned_address_still_checks_the_certificate_for_the_name(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, cert = tls_server
+    session = guarded_session()
+    session.verify = str(cert)
+    transport = HttpTransport(
+        session, resolver=lambda host: ["127.0.0.1"], address_allowed=server_passes_for_public
+    )
+    with transport.open(f"https://public.test:{port}/") as exchange:
+        assert exchange.read(10) == b"ok"
+    with (
+        pytest.raises(TransportConnectError, match="SSLError"),
+        transport.open(f"https://other.test:{port}/"),
+    ):
+        pass  # same address, but the certificate is not for this name
