@@ -225,6 +225,9 @@ class FetchReport:
     retry_after_seconds: int = 0
     """How long the images in ``retry`` should wait (``retry_delay_seconds`` of their attempts)."""
     split: list[list[int]] = field(default_factory=list)
+    already_fetched: list[int] = field(default_factory=list)
+    """Images of the batch fetched before: a task delivered again (its classification may never
+    have been queued, if the broker was away), so they are handed to classification again."""
 
 
 RETRY_DELAY_CAP_SECONDS = 120
@@ -262,7 +265,7 @@ def fetch_images(
                 outcome=outcomes[image.id],
                 report=report,
             )
-    queue.classify(report.fetched)
+    queue.classify(report.fetched + report.already_fetched)
     return report
 
 
@@ -276,6 +279,12 @@ def _claim_fetch_batch(
     """
     limit = services.settings.task_max_retries
     with session_scope(services.sessions) as session:
+        report.already_fetched = [
+            image.id
+            for image in repository.images_in_state(
+                session=session, image_ids=image_ids, state=ImageState.FETCHED
+            )
+        ]
         images = repository.images_in_state(
             session=session, image_ids=image_ids, state=ImageState.QUEUED
         )
@@ -501,6 +510,11 @@ def _to_full_size(detection: Detection, decoded: DecodedImage) -> Detection:
 # --- recovery ----------------------------------------------------------------------------------
 
 
+IDLE_BROKER_GRACE_SECONDS = 120
+"""When the broker holds no image task, images waiting longer than this have none: their task was
+never sent (the broker was away) or was lost. Younger ones may be on their way into the queue."""
+
+
 @dataclass
 class RequeueReport:
     """How many stale images were handed to the queue again."""
@@ -540,6 +554,37 @@ def requeue_stale(
     queue.fetch(to_fetch)
     queue.classify(to_classify)
     return RequeueReport(fetch=len(to_fetch), classify=len(to_classify))
+
+
+class BrokerState(Protocol):
+    """What the broker can tell about lost work (``monitor.queue.CeleryWorkQueue``)."""
+
+    def broker_was_reset(self) -> bool:
+        """True when the broker lost its data since the last look."""
+        ...
+
+    def broker_is_idle(self) -> bool:
+        """True when the broker holds no image task, queued or taken."""
+        ...
+
+
+def requeue_lost_work(
+    *, services: Services, queue: WorkQueue, broker: BrokerState
+) -> RequeueReport:
+    """What beat runs every ``requeue_check_seconds``: queue again the work whose task is gone.
+
+    Every waiting image when the broker lost its data; those waiting beyond a short grace when
+    the broker holds no image task at all (they were stored while it was away, or their message
+    was lost); otherwise only those waiting longer than ``requeue_after_seconds``, since with a
+    backlog in the queue a waiting image most likely still has its task.
+    """
+    if broker.broker_was_reset():
+        older_than: int | None = 0
+    elif broker.broker_is_idle():
+        older_than = IDLE_BROKER_GRACE_SECONDS
+    else:
+        older_than = None
+    return requeue_stale(services=services, queue=queue, older_than_seconds=older_than)
 
 
 # --- the embedded default ----------------------------------------------------------------------

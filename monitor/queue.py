@@ -7,6 +7,7 @@ package never imports ``workers``); on the embedded default it is the in-process
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -51,8 +52,22 @@ def chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
+PRIORITY_STEPS = (3, 6, 9)
+"""Kombu's Redis transport keeps priority p (3, 6, 9; 0 is the plain name) of queue q in the list
+``q\x06\x16p``."""
+UNACKED_KEY = "unacked"
+"""The hash where kombu's Redis transport keeps the tasks workers took but did not finish."""
 BROKER_MARK_KEY = "monitor:broker-mark"
 """A key monitor keeps in a Redis broker; when it is gone, the broker lost everything it held."""
+
+
+def _routing_key(entry: bytes) -> str | None:
+    """The queue of a task kombu keeps as taken (``[message, exchange, routing key]`` in JSON)."""
+    try:
+        routing_key = json.loads(entry)[2]
+    except (ValueError, IndexError, TypeError):
+        return None
+    return routing_key if isinstance(routing_key, str) else None
 
 
 class CeleryWorkQueue:
@@ -107,6 +122,34 @@ class CeleryWorkQueue:
                 return bool(client.set(BROKER_MARK_KEY, "1", nx=True))
         except redis.RedisError as exc:
             raise QueueError(f"cannot reach the broker: {exc}") from exc
+
+    def broker_is_idle(self) -> bool:
+        """True when the Redis broker holds no image task at all: none queued, none taken.
+
+        Then an image still waiting (beyond a moment's grace) has no task anywhere: it was stored
+        while the broker was away, or its message was lost. Kombu keeps each queue as Redis lists
+        (one per priority step) and the tasks workers hold in the ``unacked`` hash. Brokers other
+        than Redis are never called idle.
+        """
+        if not self._broker_url.startswith(("redis://", "rediss://")):
+            return False
+        import redis
+
+        from monitor.exceptions import QueueError
+
+        keys = [
+            f"{queue}{suffix}"
+            for queue in (QUEUE_FETCH, QUEUE_CLASSIFY)
+            for suffix in ("", *(f"\x06\x16{step}" for step in PRIORITY_STEPS))
+        ]
+        try:
+            with redis.Redis.from_url(self._broker_url, socket_timeout=10) as client:
+                if sum(int(client.llen(key)) for key in keys):
+                    return False
+                taken = client.hvals(UNACKED_KEY)
+        except redis.RedisError as exc:
+            raise QueueError(f"cannot reach the broker: {exc}") from exc
+        return not any(_routing_key(entry) in (QUEUE_FETCH, QUEUE_CLASSIFY) for entry in taken)
 
     def _send(self, task: str, args: list[object], kwargs: dict[str, object]) -> None:
         from kombu.exceptions import OperationalError

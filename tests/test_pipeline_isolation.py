@@ -285,3 +285,28 @@ def test_a_batch_the_model_fails_on_is_halved_until_the_image_is_found(
         ImageState.FAILED,
         "the model failed on this image (ValueError: Input contains an unexpected shape)",
     )
+
+
+def test_a_fetch_task_delivered_again_hands_its_fetched_images_to_classification(
+    services: Services, file_server: ServedFiles
+) -> None:
+    """The broker was away when the first delivery queued the classification: nothing is lost."""
+    from monitor.pipeline import build_fetcher
+
+    urls = [file_server.add(f"/{n}.jpg", jpeg_bytes((200, 10 * n, 20))) for n in range(3)]
+    add_fake_source(services, "feed", [fake_post(str(n), url) for n, url in enumerate(urls)])
+    broker = RedeliveringBroker()
+    collect_source(services=services, source_name="feed", queue=broker)
+    batch = broker.batches.pop()
+    fetcher = build_fetcher(services)
+    fetch_images(services=services, image_ids=batch, fetcher=fetcher, queue=RedeliveringBroker())
+
+    class RecordingQueue(RedeliveringBroker):
+        classified: list[int]
+
+        def classify(self, image_ids: Sequence[int]) -> None:
+            self.classified = list(image_ids)
+
+    again = RecordingQueue()
+    report = fetch_images(services=services, image_ids=batch, fetcher=fetcher, queue=again)
+    assert report.fetched == [] and again.classified == sorted(batch)

@@ -57,3 +57,20 @@ def test_other_brokers_are_not_looked_at() -> None:
         broker_url="memory://", fetch_batch_size=3, classify_batch_size=5, visibility_timeout=60
     )
     assert queue.broker_was_reset() is False
+
+
+def test_a_broker_is_idle_only_without_image_tasks_queued_or_taken(
+    redis_url: str, client: redis.Redis
+) -> None:
+    queue = CeleryWorkQueue(
+        broker_url=redis_url, fetch_batch_size=3, classify_batch_size=5, visibility_timeout=60
+    )
+    assert queue.broker_is_idle() is True
+    queue.collect("feed", scheduled=False)  # other work does not count
+    client.hset("unacked", "tag-1", json.dumps([{}, "", "collect"]))  # a task running now
+    assert queue.broker_is_idle() is True
+    queue.classify([1])
+    assert queue.broker_is_idle() is False
+    client.delete(QUEUE_CLASSIFY)
+    client.hset("unacked", "tag-2", json.dumps([{}, "", "fetch"]))  # a worker holds a fetch
+    assert queue.broker_is_idle() is False

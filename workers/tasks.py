@@ -112,10 +112,6 @@ def run_due_collections() -> list[str]:
 
 @app.task(name=TASK_REQUEUE, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
 def requeue_stale() -> dict[str, int]:
-    """Queue again images whose task was lost: all waiting ones after a broker lost its data."""
+    """Queue again images whose task was lost (see ``pipeline.requeue_lost_work``)."""
     queue = _queue()
-    everything = queue.broker_was_reset()
-    report = pipeline.requeue_stale(
-        services=_services(), queue=queue, older_than_seconds=0 if everything else None
-    )
-    return asdict(report)
+    return asdict(pipeline.requeue_lost_work(services=_services(), queue=queue, broker=queue))
