@@ -84,7 +84,7 @@ def mutated_images(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_images())
 def test_every_input_is_decoded_within_bounds_or_refused_with_a_reason(data: bytes) -> None:
     try:
