@@ -24,7 +24,8 @@ class CollectedPost:
 
     ``platform`` and ``external_id`` together identify the post everywhere (a boost or repost of a
     post is reported as the original post, so it is stored once). ``image_urls`` are http(s) URLs or,
-    for local sources, ``file://`` URLs.
+    for local sources, ``file://`` URLs. ``skipped_images`` counts images the collector left out
+    because the post declared them 1 or 2 pixels on a side (tracking pixels).
     """
 
     platform: str
@@ -38,6 +39,7 @@ class CollectedPost:
     author_followers: int | None = None
     language: str | None = None
     reposts: int | None = None
+    skipped_images: int = 0
 
 
 @dataclass(frozen=True)

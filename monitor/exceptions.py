@@ -13,6 +13,12 @@ where they happen (``raise X(...) from exc``) so callers deal with these types o
     │   ├── SourceHTTPError         HTTP 4xx other than 429: retrying will not help
     │   ├── SourceURLRefusedError   not http(s), or a private host not allowed
     │   └── MalformedSourceError    the server answered, but not with a feed/listing we can read
+    ├── TransportError              an HTTP exchange failed (callers map it to a SourceError/ImageError)
+    │   ├── URLNotAllowedError      scheme, host or address not allowed; a name that does not resolve
+    │   ├── TransportConnectError   transient: could not connect, connection reset
+    │   ├── TransportTimeoutError   no answer within the read timeout or the total deadline
+    │   ├── ResponseTooLargeError   the body is over its cap
+    │   └── ResponseCutOffError     transient: the body ended before it was complete
     ├── ImageError                  one image could not be used; stored as failed with the reason
     │   ├── ImageFetchError         network, HTTP status, size cap, content type
     │   │   ├── TransientImageFetchError  timeouts, 5xx: worth one more try
@@ -80,6 +86,42 @@ class SourceURLRefusedError(SourceError):
 
 class MalformedSourceError(SourceError):
     """The source answered with something that is not a feed or listing we can read."""
+
+
+class TransportError(MonitorError):
+    """An HTTP exchange failed; feeds turn it into a SourceError, images into an ImageFetchError.
+
+    ``reason`` says what went wrong without the URL, for callers that name the URL their own way.
+    """
+
+    def __init__(self, reason: str, *, url: str | None = None) -> None:
+        super().__init__(f"{url[:200]}: {reason}" if url else reason)
+        self.reason = reason
+        self.url = url
+
+
+class URLNotAllowedError(TransportError):
+    """The URL may not be fetched: its scheme, its host, or an address its name resolves to.
+
+    A name that does not resolve is refused too (failing closed): a guard that lets unknown names
+    through cannot know where the connection would go.
+    """
+
+
+class TransportConnectError(TransportError):
+    """The connection could not be made or broke before an answer; another try may work."""
+
+
+class TransportTimeoutError(TransportError):
+    """No (complete) answer within the read timeout or the exchange's total deadline."""
+
+
+class ResponseTooLargeError(TransportError):
+    """The body is larger than the caller's cap (declared or as it arrived)."""
+
+
+class ResponseCutOffError(TransportError):
+    """The body ended before it was complete (a connection cut mid-answer); worth another try."""
 
 
 class ImageError(MonitorError):

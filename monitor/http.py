@@ -1,12 +1,13 @@
 """The HTTP client collectors use: timeouts, a URL guard, patient retries and mapped errors.
 
-Every platform a collector talks to can be slow, rate limit us, or fail for a moment. This module is
-the one place that knows ``requests``: it refuses URLs the configuration does not allow (also after
-each redirect, so a public feed cannot bounce us onto a private host), honours ``Retry-After`` on
-HTTP 429, retries server errors with exponential backoff, caps response sizes, and turns every
-failure into the exception tree of :mod:`monitor.exceptions`::
+Every platform a collector talks to can be slow, rate limit us, or fail for a moment. The requests
+go through :class:`monitor.transport.HttpTransport`, the transport images use too (the URL guard on
+every redirect hop, connections pinned to checked addresses, a total deadline, the size cap); this
+client adds what collectors need on top: it honours ``Retry-After`` on HTTP 429, retries server
+errors and broken connections with exponential backoff, and turns every failure into the exception
+tree of :mod:`monitor.exceptions`::
 
-    connection refused, reset, timeout, 5xx  ->  SourceUnavailableError
+    connection refused, reset, timeout, 5xx  ->  SourceUnavailableError (a deadline is not retried)
     429 still there after the retries        ->  RateLimitedError(retry_after_seconds=...)
     other 4xx                                ->  SourceHTTPError (a SourceError)
     URL refused by the guard                 ->  SourceURLRefusedError (a SourceError)
@@ -33,15 +34,21 @@ from requests.utils import parse_header_links
 
 from monitor.config import Settings
 from monitor.exceptions import (
-    ImageURLRefusedError,
     MalformedSourceError,
     RateLimitedError,
+    ResponseCutOffError,
+    ResponseTooLargeError,
     SourceError,
     SourceHTTPError,
     SourceUnavailableError,
     SourceURLRefusedError,
+    TransportConnectError,
+    TransportError,
+    TransportTimeoutError,
+    URLNotAllowedError,
 )
-from monitor.net import Resolver, check_url_allowed, resolve_host
+from monitor.net import AddressPolicy, Resolver, is_public_address, resolve_host
+from monitor.transport import Exchange, HttpTransport
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -57,8 +64,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 """Feeds and API pages are small; anything bigger is a mistake or an attack, not a listing."""
 
 DEFAULT_USER_AGENT = Settings.model_fields["http_user_agent"].default
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -169,11 +174,17 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         resolver: Resolver = resolve_host,
+        address_allowed: AddressPolicy = is_public_address,
     ) -> None:
-        if timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be positive")
-        self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.transport = HttpTransport(
+            session,
+            timeout_seconds=timeout_seconds,
+            allow_private_hosts=allow_private_hosts,
+            max_redirects=max_redirects,
+            resolver=resolver,
+            address_allowed=address_allowed,
+        )
+        self.session = self.transport.session
         self.timeout_seconds = timeout_seconds
         self.user_agent = user_agent
         self.allow_private_hosts = allow_private_hosts
@@ -181,7 +192,6 @@ class HttpClient:
         self.max_redirects = max_redirects
         self._sleep = sleep
         self._clock = clock
-        self._resolver = resolver
 
     @classmethod
     def from_settings(
@@ -204,8 +214,7 @@ class HttpClient:
 
     def close(self) -> None:
         """Close the session if this client created it (an injected one belongs to the caller)."""
-        if self._owns_session:
-            self.session.close()
+        self.transport.close()
 
     def get_json(
         self,
@@ -264,98 +273,53 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         max_bytes: int,
     ) -> HttpResponse:
-        """One attempt: follow redirects (each target checked), then read and judge the answer."""
+        """One attempt through the guarded transport, then the answer judged and read."""
         request_headers = {"User-Agent": self.user_agent, **(headers or {})}
-        current_url, current_params = url, params
-        for _ in range(self.max_redirects + 1):
-            self._check_allowed(current_url)
-            with self._send(current_url, current_params, request_headers) as response:
-                location = response.headers.get("Location")
-                if response.status_code in REDIRECT_STATUSES and location:
-                    current_url, current_params = urljoin(response.url, location), None
-                    continue
-                return self._judge(response, max_bytes)
-        raise SourceUnavailableError(f"{url}: more than {self.max_redirects} redirects")
-
-    def _check_allowed(self, url: str) -> None:
         try:
-            check_url_allowed(url, allow_private=self.allow_private_hosts, resolver=self._resolver)
-        except ImageURLRefusedError as exc:
-            raise SourceURLRefusedError(f"refused to fetch {url[:200]}: {exc}") from exc
+            with self.transport.open(url, params=params, headers=request_headers) as exchange:
+                self._judge(exchange)
+                content = exchange.read(max_bytes)
+                return HttpResponse(
+                    url=exchange.url,
+                    status_code=exchange.status_code,
+                    headers=CaseInsensitiveDict(exchange.headers),
+                    content=content,
+                )
+        except TransportError as exc:
+            raise _source_error(url, exc, max_bytes) from exc
 
-    def _send(
-        self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str]
-    ) -> requests.Response:
-        """Send the request; connection problems become retryable, a stalled server does not.
-
-        A read timeout is not retried: a server that stopped answering would hold the worker for
-        the full timeout on every attempt, and the next scheduled run tries again anyway.
-        """
-        try:
-            return self.session.get(
-                url,
-                params=dict(params) if params else None,
-                headers=dict(headers),
-                timeout=self.timeout_seconds,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.ConnectionError as exc:
-            if isinstance(exc, requests.ConnectTimeout):
-                error = SourceUnavailableError(f"{url}: timed out connecting: {exc}")
-            else:
-                error = SourceUnavailableError(f"{url}: could not connect: {exc}")
-            raise _RetryableFailure(error) from exc
-        except requests.Timeout as exc:
-            raise SourceUnavailableError(
-                f"{url}: no answer within {self.timeout_seconds:g} seconds"
-            ) from exc
-        except requests.RequestException as exc:
-            raise SourceError(f"{url}: the request could not be made: {exc}") from exc
-
-    def _judge(self, response: requests.Response, max_bytes: int) -> HttpResponse:
-        """Turn a final response into an HttpResponse or the matching error."""
-        status, url = response.status_code, response.url
+    def _judge(self, exchange: Exchange) -> None:
+        """Raise the error a non-2xx final answer stands for."""
+        status, url = exchange.status_code, exchange.url
         if status == 429:
-            wait = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
+            wait = parse_retry_after(exchange.headers.get("Retry-After"), now=self._clock())
             message = f"{url}: rate limited (HTTP 429)"
             if wait is not None:
                 message += f"; the server asks to retry after {wait:g} seconds"
             raise _RetryableFailure(RateLimitedError(message, retry_after_seconds=wait), wait)
         if status >= 500:
-            reason = response.reason or "server error"
+            reason = exchange.reason or "server error"
             raise _RetryableFailure(SourceUnavailableError(f"{url}: HTTP {status} {reason}"))
         if status >= 300:
-            reason = response.reason or "client error"
+            reason = exchange.reason or "client error"
             raise SourceHTTPError(f"{url}: HTTP {status} {reason}", status_code=status, url=url)
-        content = self._read_body(response, max_bytes)
-        return HttpResponse(
-            url=url,
-            status_code=status,
-            headers=CaseInsensitiveDict(response.headers),
-            content=content,
-        )
 
-    def _read_body(self, response: requests.Response, max_bytes: int) -> bytes:
-        """Read the body, stopping as soon as it exceeds ``max_bytes``."""
-        url = response.url
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise MalformedSourceError(f"{url}: response of {declared} bytes exceeds {max_bytes}")
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            for chunk in response.iter_content(CHUNK_BYTES):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise MalformedSourceError(f"{url}: response exceeds {max_bytes} bytes")
-                chunks.append(chunk)
-        except requests.Timeout as exc:
-            raise SourceUnavailableError(f"{url}: the server stopped sending: {exc}") from exc
-        except requests.RequestException as exc:
-            error = SourceUnavailableError(f"{url}: the response was cut off: {exc}")
-            raise _RetryableFailure(error) from exc
-        return b"".join(chunks)
+
+def _source_error(url: str, exc: TransportError, max_bytes: int) -> Exception:
+    """The collector's error for a transport failure (``_RetryableFailure`` when worth a retry).
+
+    A read timeout is not retried: a server that stopped answering would hold the worker for the
+    full timeout on every attempt, and the next scheduled run tries again anyway.
+    """
+    if isinstance(exc, URLNotAllowedError):
+        return SourceURLRefusedError(f"refused to fetch {url[:200]}: {exc.reason}")
+    if isinstance(exc, TransportConnectError | ResponseCutOffError):
+        return _RetryableFailure(SourceUnavailableError(str(exc)))
+    if isinstance(exc, TransportTimeoutError):
+        return SourceUnavailableError(str(exc))
+    if isinstance(exc, ResponseTooLargeError):
+        return MalformedSourceError(f"{url}: response exceeds {max_bytes} bytes ({exc.reason})")
+    return SourceError(str(exc))
 
 
 def _with_accept(headers: Mapping[str, str] | None, accept: str) -> dict[str, str]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.collectors.base import CollectorContext, build_collector
+from monitor.collectors.junk import drop_non_content
 from monitor.config import Settings
 from monitor.domain import CollectionBatch, Detection
 from monitor.exceptions import (
@@ -32,7 +33,7 @@ from monitor.storage.tables import ImageState
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-    from monitor.images import ImageFetcher
+    from monitor.images import DecodedImage, ImageFetcher
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,9 @@ class Services:
     def requests_session(self) -> Any:
         """The shared HTTP session (created on first use)."""
         if self.http_session is None:
-            import requests
+            from monitor.transport import guarded_session
 
-            self.http_session = requests.Session()
-            self.http_session.headers["User-Agent"] = self.settings.http_user_agent
+            self.http_session = guarded_session(self.settings.http_user_agent)
         return self.http_session
 
 
@@ -92,6 +92,8 @@ class CollectReport:
     posts_seen: int = 0
     new_posts: int = 0
     new_images: int = 0
+    skipped_images: int = 0
+    """Images dropped as non-content (tracking pixels, ads, avatars) before they were stored."""
     skipped: str | None = None
     error: str | None = None
 
@@ -123,10 +125,15 @@ def collect_source(
     batch, error = _run_collector(
         services=services, name=source_name, kind=kind, options=options, cursor=cursor
     )
+    posts, skipped = drop_non_content(batch.posts)
+    if skipped.total:
+        log.info(
+            "%s: skipped %d non-content images %s", source_name, skipped.total, skipped.by_reason
+        )
     with session_scope(services.sessions) as session:
         source = repository.get_source(session=session, name=source_name)
         stored = repository.store_posts(
-            session=session, source=source, posts=batch.posts, now=services.clock()
+            session=session, source=source, posts=posts, now=services.clock()
         )
         repository.record_run(
             session=session,
@@ -145,6 +152,7 @@ def collect_source(
         posts_seen=len(batch.posts),
         new_posts=len(stored.new_post_ids),
         new_images=len(stored.new_image_ids),
+        skipped_images=skipped.total,
         error=error,
     )
 
@@ -169,15 +177,25 @@ def _run_collector(
 
 
 def collect_all(
-    *, services: Services, queue: WorkQueue, source_names: Sequence[str] | None = None
+    *,
+    services: Services,
+    queue: WorkQueue,
+    source_names: Sequence[str] | None = None,
+    on_start: Callable[[str, int, int], None] | None = None,
 ) -> list[CollectReport]:
-    """Collect several sources (all when ``source_names`` is None); each failure stays its own."""
+    """Collect several sources (all when ``source_names`` is None); each failure stays its own.
+
+    ``on_start(name, number, count)`` is told before each source, for progress displays.
+    """
     if source_names is None:
         with session_scope(services.sessions) as session:
             source_names = [s.name for s in repository.list_sources(session=session)]
-    return [
-        collect_source(services=services, source_name=name, queue=queue) for name in source_names
-    ]
+    reports = []
+    for number, name in enumerate(source_names):
+        if on_start is not None:
+            on_start(name, number, len(source_names))
+        reports.append(collect_source(services=services, source_name=name, queue=queue))
+    return reports
 
 
 def run_due_collections(*, services: Services, queue: WorkQueue) -> list[str]:
@@ -194,11 +212,32 @@ def run_due_collections(*, services: Services, queue: WorkQueue) -> list[str]:
 
 @dataclass
 class FetchReport:
-    """The outcome of fetching a batch of images."""
+    """The outcome of fetching a batch of images.
+
+    ``split`` lists the halves a batch was cut into instead of being fetched: it had been tried
+    before without an outcome (its worker crashed, or it failed as a whole), so the halves are
+    queued apart until the image that sinks it is alone, and is then failed.
+    """
 
     fetched: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     retry: list[int] = field(default_factory=list)
+    retry_after_seconds: int = 0
+    """How long the images in ``retry`` should wait (``retry_delay_seconds`` of their attempts)."""
+    split: list[list[int]] = field(default_factory=list)
+    already_fetched: list[int] = field(default_factory=list)
+    """Images of the batch fetched before: a task delivered again (its classification may never
+    have been queued, if the broker was away), so they are handed to classification again."""
+
+
+RETRY_DELAY_CAP_SECONDS = 120
+"""The longest wait before another try: under the broker's visibility timeout, or a waiting
+retry would be delivered twice."""
+
+
+def retry_delay_seconds(attempts: int) -> int:
+    """How long an image waits after its ``attempts``-th transient failure: doubling, capped."""
+    return int(min(RETRY_DELAY_CAP_SECONDS, 2 ** max(1, attempts)))
 
 
 def fetch_images(
@@ -207,26 +246,14 @@ def fetch_images(
     """Fetch and validate queued images; unusable ones are stored as failed with their reason.
 
     Transient failures (timeouts, 5xx) keep the image queued and are listed in ``retry`` until it
-    has been tried ``task_max_retries`` times.
+    has been tried ``task_max_retries`` times. Every other failure of one image, expected or not,
+    is that image's alone: it is stored as failed with its reason and the batch goes on.
     """
-    from monitor.images import decode_image
-
-    with session_scope(services.sessions) as session:
-        targets = [
-            (image.id, image.url)
-            for image in repository.images_in_state(
-                session=session, image_ids=image_ids, state=ImageState.QUEUED
-            )
-        ]
-    outcomes: dict[int, Any] = {}
-    for image_id, url in targets:
-        try:
-            fetched = fetcher.fetch(url)
-            decoded = decode_image(fetched.data, max_pixels=services.settings.max_image_pixels)
-            outcomes[image_id] = (fetched, decoded.size)
-        except ImageError as exc:
-            outcomes[image_id] = exc
     report = FetchReport()
+    targets = _claim_fetch_batch(services=services, image_ids=image_ids, report=report)
+    for half in report.split:
+        queue.fetch(half)
+    outcomes = {image_id: _fetch_one(services, fetcher, url) for image_id, url in targets}
     with session_scope(services.sessions) as session:
         for image in repository.images_in_state(
             session=session, image_ids=list(outcomes), state=ImageState.QUEUED
@@ -238,8 +265,75 @@ def fetch_images(
                 outcome=outcomes[image.id],
                 report=report,
             )
-    queue.classify(report.fetched)
+    queue.classify(report.fetched + report.already_fetched)
     return report
+
+
+def _claim_fetch_batch(
+    *, services: Services, image_ids: Sequence[int], report: FetchReport
+) -> list[tuple[int, str]]:
+    """The (id, url) pairs to fetch now, each with its attempt counted and committed first.
+
+    A batch of several images of which one was tried before is split in two instead (see
+    ``FetchReport.split``); a lone image out of attempts is failed with its last reason.
+    """
+    limit = services.settings.task_max_retries
+    with session_scope(services.sessions) as session:
+        report.already_fetched = [
+            image.id
+            for image in repository.images_in_state(
+                session=session, image_ids=image_ids, state=ImageState.FETCHED
+            )
+        ]
+        images = repository.images_in_state(
+            session=session, image_ids=image_ids, state=ImageState.QUEUED
+        )
+        if len(images) > 1 and any(image.attempts > 0 for image in images):
+            ids = [image.id for image in images]
+            middle = len(ids) // 2
+            report.split = [ids[:middle], ids[middle:]]
+            return []
+        usable = []
+        for image in images:
+            if image.attempts >= max(1, limit):
+                reason = _gave_up_reason(image.attempts, image.error)
+                repository.mark_image_failed(session=session, image=image, reason=reason)
+                report.failed[image.id] = reason
+            else:
+                usable.append(image)
+        repository.claim_images_for_fetch(session=session, images=usable, now=services.clock())
+        return [(image.id, image.url) for image in usable]
+
+
+def _gave_up_reason(attempts: int, last_error: str | None) -> str:
+    if last_error:
+        return f"gave up after {attempts} attempts; the last one: {last_error}"
+    return (
+        f"gave up after {attempts} attempts that ended without an outcome "
+        "(fetching or decoding this image stopped its worker)"
+    )
+
+
+def _fetch_one(services: Services, fetcher: ImageFetcher, url: str) -> Any:
+    """One image's outcome: (fetched, (width, height)) or the error that stopped it.
+
+    The fetch only checks that the image decodes, so it decodes at the model's size (JPEG draft
+    mode): a small file declaring a huge canvas costs little here.
+    """
+    from monitor.images import decode_scaled
+
+    settings = services.settings
+    try:
+        fetched = fetcher.fetch(url)
+        decoded = decode_scaled(
+            fetched.data, max_pixels=settings.max_image_pixels, max_side=settings.decode_max_side
+        )
+    except ImageError as exc:
+        return exc
+    except Exception as exc:  # one image's unexpected failure must not sink its batch
+        log.exception("fetching %s failed unexpectedly", url)
+        return ImageError(f"fetching failed unexpectedly ({type(exc).__name__}: {exc})")
+    return fetched, (decoded.width, decoded.height)
 
 
 def _store_fetch_outcome(
@@ -249,6 +343,9 @@ def _store_fetch_outcome(
         attempts = repository.note_image_attempt(session=session, image=image, reason=str(outcome))
         if attempts < services.settings.task_max_retries:
             report.retry.append(image.id)
+            report.retry_after_seconds = max(
+                report.retry_after_seconds, retry_delay_seconds(attempts)
+            )
             return
     if isinstance(outcome, ImageError):
         repository.mark_image_failed(session=session, image=image, reason=str(outcome))
@@ -283,42 +380,139 @@ class ClassifyReport:
 def classify_images(
     *, services: Services, image_ids: Sequence[int], classifier: Classifier
 ) -> ClassifyReport:
-    """Classify fetched images in batches and store every detection once per model version."""
-    from monitor.images import decode_image
+    """Classify fetched images and store every detection once per model version.
 
+    Three steps, so no database transaction stays open while the model runs: read the pending
+    images' bytes, decode and classify them outside any transaction (at most
+    ``classify_pixel_budget`` decoded pixels held at once), then store the verdicts in one unit of
+    work (a verdict another worker stored meanwhile is simply found there).
+    """
     report = ClassifyReport()
     with session_scope(services.sessions) as session:
-        pending = repository.fetched_images_to_classify(
-            session=session, image_ids=image_ids, model_version=classifier.version
-        )
-        report.already_done = len(set(image_ids)) - len(pending)
-        decoded: list[tuple[Any, Any]] = []
-        for image, data in pending:
-            try:
-                decoded.append(
-                    (image, decode_image(data, max_pixels=services.settings.max_image_pixels))
-                )
-            except ImageError as exc:
-                repository.mark_image_failed(session=session, image=image, reason=str(exc))
-                report.failed[image.id] = str(exc)
-        batch_size = services.settings.classify_batch_size
-        for start in range(0, len(decoded), batch_size):
-            batch = decoded[start : start + batch_size]
-            results = classifier.classify([picture for _, picture in batch])
-            for (image, _), detections in zip(batch, results, strict=True):
-                written = repository.save_classification(
-                    session=session,
-                    image=image,
-                    model_version=classifier.version,
-                    detections=detections,
-                    now=services.clock(),
-                )
-                report.classified += int(written)
-                report.detections += len(detections) if written else 0
+        pending = [
+            (image.id, data)
+            for image, data in repository.fetched_images_to_classify(
+                session=session, image_ids=image_ids, model_version=classifier.version
+            )
+        ]
+    report.already_done = len(set(image_ids)) - len(pending)
+    verdicts, failures = _classify_within_budget(services, classifier, pending)
+    with session_scope(services.sessions) as session:
+        images = repository.images_by_id(session=session, image_ids=[i for i, _ in pending])
+        for image_id, reason in failures.items():
+            repository.mark_image_failed(session=session, image=images[image_id], reason=reason)
+            report.failed[image_id] = reason
+        for image_id, detections in verdicts.items():
+            written = repository.save_classification(
+                session=session,
+                image=images[image_id],
+                model_version=classifier.version,
+                detections=detections,
+                now=services.clock(),
+            )
+            report.classified += int(written)
+            report.detections += len(detections) if written else 0
     return report
 
 
+def _classify_within_budget(
+    services: Services, classifier: Classifier, pending: Sequence[tuple[int, bytes]]
+) -> tuple[dict[int, list[Detection]], dict[int, str]]:
+    """Decode one image at a time and run the model whenever the batch or pixel budget is full."""
+    settings = services.settings
+    verdicts: dict[int, list[Detection]] = {}
+    failures: dict[int, str] = {}
+    batch: list[tuple[int, DecodedImage]] = []
+    held_pixels = 0
+    for image_id, data in pending:
+        decoded = _decode_for_model(settings, data)
+        if isinstance(decoded, str):
+            failures[image_id] = decoded
+            continue
+        pixels = decoded.picture.width * decoded.picture.height
+        if batch and (
+            len(batch) >= settings.classify_batch_size
+            or held_pixels + pixels > settings.classify_pixel_budget
+        ):
+            _run_model_isolating(classifier, batch, verdicts, failures)
+            batch, held_pixels = [], 0
+        batch.append((image_id, decoded))
+        held_pixels += pixels
+    if batch:
+        _run_model_isolating(classifier, batch, verdicts, failures)
+    return verdicts, failures
+
+
+def _run_model_isolating(
+    classifier: Classifier,
+    batch: Sequence[tuple[int, DecodedImage]],
+    verdicts: dict[int, list[Detection]],
+    failures: dict[int, str],
+) -> None:
+    """Run the model; if a batch fails, run its halves, until the image that fails is alone.
+
+    The model failing on a batch says nothing about which image it choked on; halving finds it
+    in a few more calls, and the other images still get their verdicts.
+    """
+    try:
+        verdicts.update(_run_model(classifier, batch))
+        return
+    except Exception as exc:  # the model's failure on these pictures, isolated below
+        if len(batch) == 1:
+            log.exception("the model failed on image %s", batch[0][0])
+            failures[batch[0][0]] = (
+                f"the model failed on this image ({type(exc).__name__}: {str(exc)[:200]})"
+            )
+            return
+    middle = len(batch) // 2
+    _run_model_isolating(classifier, batch[:middle], verdicts, failures)
+    _run_model_isolating(classifier, batch[middle:], verdicts, failures)
+
+
+def _decode_for_model(settings: Settings, data: bytes) -> DecodedImage | str:
+    """The image at the model's size, or the reason it cannot be used."""
+    from monitor.images import decode_scaled
+
+    try:
+        return decode_scaled(
+            data, max_pixels=settings.max_image_pixels, max_side=settings.decode_max_side
+        )
+    except ImageError as exc:
+        return str(exc)
+
+
+def _run_model(
+    classifier: Classifier, batch: Sequence[tuple[int, DecodedImage]]
+) -> dict[int, list[Detection]]:
+    """The model's detections for each image, boxes in the full image's pixels."""
+    results = classifier.classify([decoded.picture for _, decoded in batch])
+    return {
+        image_id: [_to_full_size(detection, decoded) for detection in detections]
+        for (image_id, decoded), detections in zip(batch, results, strict=True)
+    }
+
+
+def _to_full_size(detection: Detection, decoded: DecodedImage) -> Detection:
+    """A detection's box scaled from the decoded picture to the full image it stands for."""
+    if detection.box is None or decoded.scale == (1.0, 1.0):
+        return detection
+    scale_x, scale_y = decoded.scale
+    x1, y1, x2, y2 = detection.box
+    box = (
+        round(x1 * scale_x),
+        round(y1 * scale_y),
+        min(decoded.width, round(x2 * scale_x)),
+        min(decoded.height, round(y2 * scale_y)),
+    )
+    return replace(detection, box=box)
+
+
 # --- recovery ----------------------------------------------------------------------------------
+
+
+IDLE_BROKER_GRACE_SECONDS = 120
+"""When the broker holds no image task, images waiting longer than this have none: their task was
+never sent (the broker was away) or was lost. Younger ones may be on their way into the queue."""
 
 
 @dataclass
@@ -332,7 +526,11 @@ class RequeueReport:
 def requeue_stale(
     *, services: Services, queue: WorkQueue, older_than_seconds: int | None = None
 ) -> RequeueReport:
-    """Queue again images left ``queued`` or ``fetched`` for too long (their task was lost)."""
+    """Queue again images left ``queued`` or ``fetched`` for too long (their task was lost).
+
+    ``older_than_seconds=0`` takes every waiting image: what to do when the broker is known to have
+    lost its tasks, or when a user asks (a task queued twice does its work once).
+    """
     age = (
         services.settings.requeue_after_seconds
         if older_than_seconds is None
@@ -358,6 +556,37 @@ def requeue_stale(
     return RequeueReport(fetch=len(to_fetch), classify=len(to_classify))
 
 
+class BrokerState(Protocol):
+    """What the broker can tell about lost work (``monitor.queue.CeleryWorkQueue``)."""
+
+    def broker_was_reset(self) -> bool:
+        """True when the broker lost its data since the last look."""
+        ...
+
+    def broker_is_idle(self) -> bool:
+        """True when the broker holds no image task, queued or taken."""
+        ...
+
+
+def requeue_lost_work(
+    *, services: Services, queue: WorkQueue, broker: BrokerState
+) -> RequeueReport:
+    """What beat runs every ``requeue_check_seconds``: queue again the work whose task is gone.
+
+    Every waiting image when the broker lost its data; those waiting beyond a short grace when
+    the broker holds no image task at all (they were stored while it was away, or their message
+    was lost); otherwise only those waiting longer than ``requeue_after_seconds``, since with a
+    backlog in the queue a waiting image most likely still has its task.
+    """
+    if broker.broker_was_reset():
+        older_than: int | None = 0
+    elif broker.broker_is_idle():
+        older_than = IDLE_BROKER_GRACE_SECONDS
+    else:
+        older_than = None
+    return requeue_stale(services=services, queue=queue, older_than_seconds=older_than)
+
+
 # --- the embedded default ----------------------------------------------------------------------
 
 
@@ -374,8 +603,10 @@ class InProcessWorkQueue:
         services: Services,
         fetcher: ImageFetcher | None = None,
         classifier_loader: Callable[[], Classifier] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.services = services
+        self._progress = progress
         self._fetcher = fetcher
         self._classifier_loader = classifier_loader or _default_classifier_loader(services.settings)
         self._classifier: Classifier | None = None
@@ -389,12 +620,17 @@ class InProcessWorkQueue:
         )
 
     def fetch(self, image_ids: Sequence[int]) -> None:
+        """Fetch (and classify) in batches; ``progress(done, total)`` is told after each one."""
+        done = 0
         for batch in chunks(image_ids, self.services.settings.fetch_batch_size):
             self.fetch_reports.append(
                 fetch_images(
                     services=self.services, image_ids=batch, fetcher=self.fetcher(), queue=self
                 )
             )
+            done += len(batch)
+            if self._progress is not None:
+                self._progress(done, len(image_ids))
 
     def classify(self, image_ids: Sequence[int]) -> None:
         if not image_ids:
@@ -440,13 +676,20 @@ def _default_classifier_loader(settings: Settings) -> Callable[[], Classifier]:
     return load
 
 
-def work_queue_for(services: Services) -> WorkQueue:
-    """The queue the configuration asks for: Celery with a broker, in-process without."""
+def work_queue_for(
+    services: Services, *, progress: Callable[[int, int], None] | None = None
+) -> WorkQueue:
+    """The queue the configuration asks for: Celery with a broker, in-process without.
+
+    ``progress(done, total)`` hears about in-process image batches (a broker's workers report
+    through ``monitor status``).
+    """
     settings = services.settings
     if settings.broker_url is None:
-        return InProcessWorkQueue(services=services)
+        return InProcessWorkQueue(services=services, progress=progress)
     return CeleryWorkQueue(
         broker_url=settings.broker_url,
-        batch_size=settings.classify_batch_size,
+        fetch_batch_size=settings.fetch_batch_size,
+        classify_batch_size=settings.classify_batch_size,
         visibility_timeout=settings.broker_visibility_timeout_seconds,
     )

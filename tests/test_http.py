@@ -98,7 +98,7 @@ def test_get_json_sends_user_agent_params_and_timeout() -> None:
     assert request.url == "https://api.example.com/items?limit=5"
     assert request.headers["User-Agent"] == "monitor-test/1"
     assert request.headers["Accept"] == "application/json"
-    assert adapter.timeouts == [4.5]
+    assert adapter.timeouts == [(4.5, 4.5)]  # (connect, read)
 
 
 def test_429_waits_for_retry_after_seconds_then_succeeds() -> None:
@@ -183,7 +183,7 @@ def test_connection_errors_that_persist_are_unavailable() -> None:
     adapter = RecordedAdapter(*[requests.ConnectionError("refused")] * 2)
     client = client_for(adapter, retry=RetryPolicy(max_attempts=2))
 
-    with pytest.raises(SourceUnavailableError, match="could not connect"):
+    with pytest.raises(SourceUnavailableError, match="connection failed"):
         client.get_json("https://api.example.com/")
 
 

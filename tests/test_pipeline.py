@@ -209,12 +209,69 @@ def test_scheduled_runs_collect_a_due_source_once(services: Services, clock: Fix
 class _Recorder:
     def __init__(self) -> None:
         self.collected: list[str] = []
+        self.fetched: list[list[int]] = []
 
     def collect(self, source_name: str, *, scheduled: bool) -> None:
         self.collected.append(source_name)
 
     def fetch(self, image_ids: Sequence[int]) -> None:
-        return None
+        if image_ids:
+            self.fetched.append(list(image_ids))
 
     def classify(self, image_ids: Sequence[int]) -> None:
         return None
+
+
+def test_non_content_images_are_never_stored_and_are_counted(
+    services: Services, file_server: ServedFiles
+) -> None:
+    photo = file_server.add("/photo.jpg", jpeg_bytes((220, 20, 20)))
+    junk = [
+        "https://pixel.wp.com/b.gif?blog=1",
+        "https://secure.gravatar.com/avatar/abc?s=96",
+        "https://feeds.feedburner.com/~r/Blog/~4/xyz",
+    ]
+    add_fake_source(services, "feed", [fake_post("1", photo, *junk)])
+
+    report = collect_source(
+        services=services, source_name="feed", queue=in_process(services, ColourClassifier())
+    )
+
+    assert (report.new_images, report.skipped_images) == (1, 3)
+    with session_scope(services.sessions) as session:
+        assert [image.url for image in session.scalars(select(Image))] == [photo]
+
+
+class _Broker:
+    def __init__(self, *, reset: bool, idle: bool) -> None:
+        self.reset, self.idle = reset, idle
+
+    def broker_was_reset(self) -> bool:
+        return self.reset
+
+    def broker_is_idle(self) -> bool:
+        return self.idle
+
+
+def test_lost_work_is_queued_again_as_soon_as_the_broker_shows_it_is_lost(
+    services: Services, clock: FixedClock
+) -> None:
+    from monitor.pipeline import requeue_lost_work
+
+    add_fake_source(
+        services,
+        "feed",
+        [fake_post(str(n), f"https://img.example/{n}.jpg") for n in range(3)],
+    )
+    collect_source(services=services, source_name="feed", queue=_Recorder())
+    clock.now += timedelta(minutes=5)  # older than the idle grace, younger than requeue_after
+
+    def requeued(**state: bool) -> int:
+        recorder = _Recorder()
+        requeue_lost_work(services=services, queue=recorder, broker=_Broker(**state))
+        return sum(len(batch) for batch in recorder.fetched)
+
+    assert requeued(reset=False, idle=False) == 0  # a backlog: they likely still have their task
+    assert requeued(reset=False, idle=True) == 3  # nothing queued anywhere: they have none
+    assert requeued(reset=False, idle=True) == 0  # just queued again: within the grace
+    assert requeued(reset=True, idle=False) == 3  # the broker lost everything

@@ -29,9 +29,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "run-due-collections": {"task": TASK_RUN_DUE, "schedule": settings.beat_interval_seconds},
-        "requeue-stale-images": {
-            "task": TASK_REQUEUE,
-            "schedule": max(60.0, settings.requeue_after_seconds / 4),
-        },
+        # Every minute: cheap (one Redis key, one indexed query), and it is what brings back the
+        # work of a broker that restarted empty within a minute or two.
+        "requeue-stale-images": {"task": TASK_REQUEUE, "schedule": settings.requeue_check_seconds},
     },
 )

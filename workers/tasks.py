@@ -47,7 +47,8 @@ def _queue() -> CeleryWorkQueue:
         assert settings.broker_url is not None, "workers need MONITOR_BROKER_URL"
         _state["queue"] = CeleryWorkQueue(
             broker_url=settings.broker_url,
-            batch_size=settings.classify_batch_size,
+            fetch_batch_size=settings.fetch_batch_size,
+            classify_batch_size=settings.classify_batch_size,
             visibility_timeout=settings.broker_visibility_timeout_seconds,
         )
     return _state["queue"]
@@ -88,7 +89,7 @@ def fetch_images(self: Any, image_ids: list[int]) -> dict[str, Any]:
     if report.retry:
         raise self.retry(
             args=[report.retry],
-            countdown=min(300, 2 ** (self.request.retries + 1)),
+            countdown=report.retry_after_seconds,
             max_retries=None,
         )
     return asdict(report)
@@ -111,5 +112,6 @@ def run_due_collections() -> list[str]:
 
 @app.task(name=TASK_REQUEUE, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
 def requeue_stale() -> dict[str, int]:
-    """Queue again images whose task was lost (broker restart, purged queue)."""
-    return asdict(pipeline.requeue_stale(services=_services(), queue=_queue()))
+    """Queue again images whose task was lost (see ``pipeline.requeue_lost_work``)."""
+    queue = _queue()
+    return asdict(pipeline.requeue_lost_work(services=_services(), queue=queue, broker=queue))

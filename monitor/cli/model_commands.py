@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from monitor.cli.common import console, error_console, settings
+from monitor.cli.progress import PlainProgress, progress_display
 from monitor.domain import Detection
 from monitor.exceptions import ConfigurationError, ImageError
 
@@ -91,19 +92,13 @@ def train(
     _print_training_summary(info)
 
 
-def training_progress() -> Progress:
+def training_progress() -> Progress | PlainProgress:
     """The progress display: stage and epoch, bar, batches, loss, elapsed time.
 
-    On standard error, so that standard output holds only results (``evaluate --json > f``).
+    On standard error, so that standard output holds only results (``evaluate --json > f``); a
+    live bar on a terminal, plain lines otherwise (see ``monitor.cli.progress``).
     """
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=error_console,
-    )
+    return progress_display(error_console)
 
 
 def _stage_title(step: TrainingProgress) -> str:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from monitor.cli.common import console, error_console, services, settings
+from monitor.cli.progress import progress_display
 from monitor.exceptions import ConfigurationError
-from monitor.pipeline import InProcessWorkQueue, collect_all, requeue_stale, work_queue_for
+from monitor.pipeline import (
+    InProcessWorkQueue,
+    collect_all,
+    requeue_stale,
+    retry_delay_seconds,
+    work_queue_for,
+)
 from monitor.storage import repository
 from monitor.storage.db import session_scope, upgrade_database
 
@@ -33,11 +41,25 @@ def collect(
     if not names and not all_sources:
         raise ConfigurationError("name one or more sources, or pass --all")
     runtime = services()
-    queue = work_queue_for(runtime)
-    reports = collect_all(
-        services=runtime, queue=queue, source_names=None if all_sources else names
-    )
-    table = Table("source", "posts seen", "new posts", "new images", "result")
+    with progress_display() as progress:
+        task = progress.add_task("collecting", total=None, detail="")
+
+        def source_started(name: str, number: int, count: int) -> None:
+            progress.update(
+                task, description=f"source {number + 1}/{count} {name}", completed=0, total=None
+            )
+
+        def images_done(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, detail="images fetched/classified")
+
+        queue = work_queue_for(runtime, progress=images_done)
+        reports = collect_all(
+            services=runtime,
+            queue=queue,
+            source_names=None if all_sources else names,
+            on_start=source_started,
+        )
+    table = Table("source", "posts seen", "new posts", "new images", "skipped images", "result")
     for report in reports:
         result = report.error or report.skipped or "ok"
         table.add_row(
@@ -45,6 +67,7 @@ def collect(
             str(report.posts_seen),
             str(report.new_posts),
             str(report.new_images),
+            str(report.skipped_images),
             f"[red]{result}[/red]" if report.error else result,
         )
     console.print(table)
@@ -68,19 +91,29 @@ def _print_in_process_summary(queue: InProcessWorkQueue) -> None:
     if queue.model_error:
         error_console.print(
             f"[yellow]not classified yet:[/yellow] {queue.model_error}\n"
-            "train a model (`monitor train`) or set MONITOR_MODEL_DIR, then run `monitor requeue --now`"
+            "train a model (`monitor train`) or set MONITOR_MODEL_DIR, then run `monitor requeue`"
         )
 
 
 def requeue(
-    now: Annotated[
-        bool, typer.Option("--now", help="Take every waiting image, however recently queued.")
+    stale_only: Annotated[
+        bool,
+        typer.Option(
+            "--stale-only",
+            help="Only images waiting longer than requeue_after_seconds (what beat does).",
+        ),
     ] = False,
 ) -> None:
-    """Queue again images whose work was lost (broker restart) or that waited for a model."""
+    """Queue again every image still waiting to be fetched or classified.
+
+    For work a broker lost (it was down or restarted empty) or that waited for a model. Images
+    whose task is still queued get a second one, which finds the work done.
+    """
     runtime = services()
     queue = work_queue_for(runtime)
-    report = requeue_stale(services=runtime, queue=queue, older_than_seconds=0 if now else None)
+    report = requeue_stale(
+        services=runtime, queue=queue, older_than_seconds=None if stale_only else 0
+    )
     console.print(f"re-queued {report.fetch} images to fetch and {report.classify} to classify")
     if isinstance(queue, InProcessWorkQueue):
         _print_in_process_summary(queue)
@@ -113,14 +146,38 @@ def status() -> None:
         failures = [
             (image.url, image.error) for image in repository.failed_images(session=session, limit=5)
         ]
+        waiting = repository.count_images_waiting_to_retry(session=session)
+        retrying = [
+            _retry_line(image.url, image.error, image.attempts, image.queued_at)
+            for image in repository.images_waiting_to_retry(session=session, limit=5)
+        ]
     console.print(
         f"posts: {posts}   detections: {detections}   images: "
         + ", ".join(f"{state} {count}" for state, count in counts.items())
     )
     if sources:
         console.print(table)
+    if waiting:
+        console.print(f"waiting to retry: {waiting} images (a passing failure; tried again later)")
+    for line in retrying:
+        console.print(line, highlight=False)
     for url, error in failures:
         console.print(f"[dim]failed image[/dim] {url[:100]}: {error}")
+
+
+def _retry_line(url: str, error: str | None, attempts: int, last_attempt: datetime) -> str:
+    """One image waiting to retry: its attempts, when the next one comes, the last error."""
+    current = settings()
+    if current.embedded:
+        next_attempt = "next attempt: `monitor requeue` or the next collect"
+    else:
+        moment = last_attempt if last_attempt.tzinfo else last_attempt.replace(tzinfo=UTC)
+        due = moment + timedelta(seconds=retry_delay_seconds(attempts))
+        next_attempt = f"next attempt about {due:%Y-%m-%d %H:%M:%S} UTC"
+    return (
+        f"[dim]retrying[/dim] {url[:100]}: attempt {attempts} of {current.task_max_retries}, "
+        f"{next_attempt}; last error: {error}"
+    )
 
 
 def worker(

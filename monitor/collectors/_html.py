@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from monitor.collectors.junk import declares_tiny
+
 BLOCK_TAGS = frozenset(
     {"p", "br", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"}
 )
@@ -23,6 +25,7 @@ class _PostHTMLParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.pieces: list[str] = []
         self.image_sources: list[str] = []
+        self.tiny_images = 0
         self._invisible_depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -31,8 +34,13 @@ class _PostHTMLParser(HTMLParser):
         elif tag in BLOCK_TAGS:
             self.pieces.append("\n")
         if tag == "img":
-            source = dict(attrs).get("src")
-            if source and source.strip():
+            attributes = dict(attrs)
+            source = attributes.get("src")
+            if not source or not source.strip():
+                return
+            if declares_tiny(attributes.get("width"), attributes.get("height")):
+                self.tiny_images += 1  # a tracking pixel or spacer, not a picture
+            else:
                 self.image_sources.append(source.strip())
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -73,7 +81,16 @@ def html_to_text(markup: str | None) -> str | None:
 
 
 def html_image_sources(markup: str | None) -> list[str]:
-    """The ``src`` of every ``<img>`` in an HTML fragment, in document order, as written."""
+    """The ``src`` of every ``<img>`` in an HTML fragment, in document order, as written.
+
+    Images declaring a width or height of 1 or 2 pixels (tracking pixels) are left out; see
+    ``html_tiny_image_count``.
+    """
     if not markup:
         return []
     return _parse(markup).image_sources
+
+
+def html_tiny_image_count(markup: str | None) -> int:
+    """How many ``<img>`` of an HTML fragment declare a 1- or 2-pixel side (left out above)."""
+    return _parse(markup).tiny_images if markup else 0

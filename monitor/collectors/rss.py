@@ -32,13 +32,14 @@ from monitor.collectors._common import (
     web_image_urls,
 )
 from monitor.collectors._feeds import parse_feed_xml
-from monitor.collectors._html import html_image_sources, html_to_text
+from monitor.collectors._html import html_image_sources, html_tiny_image_count, html_to_text
 from monitor.collectors.base import (
     CollectorContext,
     CollectorKind,
     CollectorOptions,
     register_kind,
 )
+from monitor.collectors.junk import declares_tiny
 from monitor.domain import CollectedPost, CollectionBatch
 from monitor.exceptions import MalformedSourceError
 
@@ -81,6 +82,8 @@ class FeedEntry:
     author_name: str | None
     image_urls: tuple[str, ...]
     language: str | None
+    skipped_images: int = 0
+    """Images left out because they declare a 1- or 2-pixel side (tracking pixels)."""
 
 
 def local_name(tag: str) -> str:
@@ -92,7 +95,9 @@ def local_name(tag: str) -> str:
 
 
 def is_image_media(element: Element) -> bool:
-    """True when an enclosure or ``media:content`` announces an image."""
+    """True when an enclosure or ``media:content`` announces an image (not a declared 1x1 one)."""
+    if declares_tiny(element.get("width"), element.get("height")):
+        return False
     medium = (element.get("medium") or "").lower()
     media_type = (element.get("type") or "").lower()
     if medium or media_type:
@@ -135,6 +140,14 @@ def entry_images(entry: Element, body_images: Iterable[str]) -> list[str]:
     if not any(found):
         found += [thumbnail.get("url") for thumbnail in entry.findall(f"{MEDIA}thumbnail")]
     return [reference for reference in found if reference]
+
+
+def tiny_media_count(entry: Element) -> int:
+    """How many media elements of an entry declare a 1- or 2-pixel side (left out as pixels)."""
+    media = [*entry.findall(f"{MEDIA}content"), *entry.findall(f"{MEDIA}thumbnail")]
+    for group in entry.findall(f"{MEDIA}group"):
+        media += group.findall(f"{MEDIA}content")
+    return sum(1 for element in media if declares_tiny(element.get("width"), element.get("height")))
 
 
 def resolve_images(references: list[str], base: str | None, *, post: str) -> tuple[str, ...]:
@@ -197,6 +210,9 @@ def rss_entry(
             post=entry_id,
         ),
         language=language,
+        skipped_images=tiny_media_count(item)
+        + html_tiny_image_count(description)
+        + html_tiny_image_count(encoded),
     )
 
 
@@ -228,7 +244,10 @@ def atom_text(element: Element | None) -> tuple[str | None, list[str]]:
     kind = (element.get("type") or "text").lower()
     if kind == "xhtml":
         sources = [
-            node.get("src") or "" for node in element.iter() if local_name(node.tag) == "img"
+            node.get("src") or ""
+            for node in element.iter()
+            if local_name(node.tag) == "img"
+            and not declares_tiny(node.get("width"), node.get("height"))
         ]
         return text_or_none(" ".join("".join(element.itertext()).split())), sources
     if kind in ("html", "text/html"):
@@ -263,7 +282,27 @@ def atom_entry(entry: Element, feed_base: str, language: str | None) -> FeedEntr
         author_name=author_name,
         image_urls=resolve_images(references, image_base, post=entry_id),
         language=text_or_none(entry.get(XML_LANG)) or language,
+        skipped_images=tiny_media_count(entry) + _tiny_in_text(entry, "summary", "content"),
     )
+
+
+def _tiny_in_text(entry: Element, *names: str) -> int:
+    """Declared tiny images in an Atom entry's text constructs (HTML or XHTML)."""
+    count = 0
+    for name in names:
+        element = entry.find(f"{ATOM}{name}")
+        if element is None:
+            continue
+        if (element.get("type") or "").lower() == "xhtml":
+            count += sum(
+                1
+                for node in element.iter()
+                if local_name(node.tag) == "img"
+                and declares_tiny(node.get("width"), node.get("height"))
+            )
+        else:
+            count += html_tiny_image_count(element.text)
+    return count
 
 
 # --- the collector -------------------------------------------------------------------------
@@ -337,6 +376,7 @@ class RssCollector:
             image_urls=entry.image_urls,
             author_name=entry.author_name,
             language=entry.language,
+            skipped_images=entry.skipped_images,
         )
 
 

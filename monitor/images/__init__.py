@@ -7,8 +7,15 @@ Usage::
     picture = decode_image(fetched.data, max_pixels=limits.max_pixels)  # always RGB
 """
 
-from monitor.images.decode import decode_image
+from monitor.images.decode import DecodedImage, decode_image, decode_scaled
 from monitor.images.fetch import FetchedImage, ImageFetcher
 from monitor.images.limits import ImageLimits
 
-__all__ = ["FetchedImage", "ImageFetcher", "ImageLimits", "decode_image"]
+__all__ = [
+    "DecodedImage",
+    "FetchedImage",
+    "ImageFetcher",
+    "ImageLimits",
+    "decode_image",
+    "decode_scaled",
+]

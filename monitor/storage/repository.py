@@ -293,11 +293,57 @@ def mark_image_failed(*, session: Session, image: Image, reason: str) -> None:
     image.error = reason[:2000]
 
 
+def claim_images_for_fetch(*, session: Session, images: Sequence[Image], now: datetime) -> None:
+    """Count a fetch attempt on each image before it starts, and restart its staleness clock.
+
+    Counting at the start, not at the end, is what lets a batch that crashed its worker be told
+    apart from a fresh one when it is delivered again: its images already carry an attempt.
+    """
+    for image in images:
+        image.attempts += 1
+        image.queued_at = now
+
+
 def note_image_attempt(*, session: Session, image: Image, reason: str) -> int:
-    """A transient failure: count it and keep the image queued; returns the attempts so far."""
-    image.attempts += 1
+    """A transient failure: keep why and keep the image queued; returns the attempts so far.
+
+    The attempt itself was counted when it started (``claim_images_for_fetch``).
+    """
     image.error = reason[:2000]
     return image.attempts
+
+
+def images_by_id(*, session: Session, image_ids: Sequence[int]) -> dict[int, Image]:
+    """The given images by id (missing ids are left out)."""
+    if not image_ids:
+        return {}
+    return {
+        image.id: image for image in session.scalars(select(Image).where(Image.id.in_(image_ids)))
+    }
+
+
+def images_waiting_to_retry(*, session: Session, limit: int) -> list[Image]:
+    """Queued images that failed for a passing reason and wait for another try, oldest first."""
+    return list(
+        session.scalars(
+            select(Image)
+            .where(Image.state == ImageState.QUEUED, Image.attempts > 0, Image.error.is_not(None))
+            .order_by(Image.queued_at)
+            .limit(limit)
+        )
+    )
+
+
+def count_images_waiting_to_retry(*, session: Session) -> int:
+    """How many queued images wait for another try after a passing failure."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(Image.state == ImageState.QUEUED, Image.attempts > 0, Image.error.is_not(None))
+        )
+        or 0
+    )
 
 
 def fetched_images_to_classify(

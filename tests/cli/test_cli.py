@@ -194,3 +194,14 @@ def test_a_source_that_keeps_failing_is_unhealthy_in_status(
     empty = next(line for line in out.splitlines() if "empty" in line)
     assert "unhealthy" in dead and "3" in dead
     assert "ok" in empty and "unhealthy" not in empty
+
+
+def test_a_misspelt_setting_stops_the_program_with_the_closest_name(
+    capsys: pytest.CaptureFixture[str], cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITOR_ALLOW_PRIVATE_URLS", "true")
+    code, out, err = run(capsys, "status")
+    assert code == 1
+    assert "unknown setting MONITOR_ALLOW_PRIVATE_URLS" in err
+    assert "MONITOR_ALLOW_PRIVATE_IMAGE_HOSTS" in err
+    assert "Traceback" not in err + out

@@ -200,7 +200,7 @@ def test_server_errors_are_retried_then_succeed(
 def test_a_hanging_server_is_unavailable(silent_server: str) -> None:
     quick = HttpClient(timeout_seconds=0.3, allow_private_hosts=True, sleep=lambda _: None)
 
-    with pytest.raises(SourceUnavailableError, match=r"no answer within 0\.3 seconds"):
+    with pytest.raises(SourceUnavailableError, match=r"answer within 0\.3 seconds"):
         RssCollector(f"{silent_server}/feed.xml", http=quick).collect(cursor=None, limit=5)
     quick.close()
 
@@ -213,3 +213,29 @@ def test_options_need_an_http_url(server: PlatformServer, http: HttpClient) -> N
     assert len(built.collect(cursor=None, limit=10).posts) == 3
     with pytest.raises(ConfigurationError, match="absolute http"):
         validate_options("rss", {"url": "ftp://example.com/feed"})
+
+
+def test_tracking_pixels_ads_and_avatars_are_dropped_and_counted(
+    server: PlatformServer, http: HttpClient
+) -> None:
+    from monitor.collectors.junk import drop_non_content
+
+    server.add("/feed.xml", Reply.file("rss2_wordpress_feedburner.xml", RSS))
+    batch = RssCollector(server.url("/feed.xml"), http=http).collect(cursor=None, limit=50)
+
+    posts, skipped = drop_non_content(batch.posts)
+
+    uploads = "https://i0.wp.com/garagenotes.example.org/wp-content/uploads/2026/11"
+    assert [post.image_urls for post in posts] == [
+        (f"{uploads}/coupe-front.jpg", f"{uploads}/coupe-side.jpg?w=1200&ssl=1"),
+        ("https://garagenotes.example.org/wp-content/uploads/2026/11/parts.png",),
+    ]
+    assert skipped.by_reason == {
+        "a declared 1x1 or 2x2 image": 4,  # FeedBurner twice, pixel.wp.com, a 1x1 media:content
+        "a FeedBurner share button": 2,
+        "a WordPress tracking pixel": 1,
+        "an ad": 1,
+        "a spacer or tracking pixel": 1,
+        "an avatar": 2,
+    }
+    assert skipped.total == 11

@@ -12,6 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
+from monitor.transport import guarded_session
+
 from .factories import encode, huge_blank_png, two_colour_image
 
 # --- images --------------------------------------------------------------------------------------
@@ -180,5 +182,5 @@ def refused_url() -> str:
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with requests.Session() as http_session:
+    with guarded_session() as http_session:
         yield http_session

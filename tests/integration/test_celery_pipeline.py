@@ -61,7 +61,10 @@ def post(number: int, url: str, author: str) -> dict[str, object]:
 def celery_queue(services: Services) -> CeleryWorkQueue:
     assert services.settings.broker_url
     return CeleryWorkQueue(
-        broker_url=services.settings.broker_url, batch_size=4, visibility_timeout=4
+        broker_url=services.settings.broker_url,
+        fetch_batch_size=4,
+        classify_batch_size=4,
+        visibility_timeout=4,
     )
 
 

@@ -67,7 +67,9 @@ def test_each_platform_kind_is_collected_by_a_celery_worker_into_postgres(
                 now=services.clock(),
             )
     worker = start_worker(queues="collect")  # images stay queued: no fetch worker in this test
-    queue = CeleryWorkQueue(broker_url=redis_url, batch_size=4, visibility_timeout=60)
+    queue = CeleryWorkQueue(
+        broker_url=redis_url, fetch_batch_size=4, classify_batch_size=4, visibility_timeout=60
+    )
 
     for name in SOURCES:
         queue.collect(name, scheduled=False)

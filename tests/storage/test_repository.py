@@ -140,3 +140,34 @@ def test_names_are_unique_and_unknown_names_list_the_known(services: Services) -
             assert "known sources: one" in str(exc)
         else:
             raise AssertionError("an unknown source was found")
+
+
+def test_claimed_attempts_and_images_waiting_to_retry(services: Services) -> None:
+    add_source(services)
+    with session_scope(services.sessions) as session:
+        source = repository.get_source(session=session, name="src")
+        stored = repository.store_posts(
+            session=session,
+            source=source,
+            posts=[make_post("1", "https://img/a.jpg", "https://img/b.jpg", "https://img/c.jpg")],
+            now=NOW,
+        )
+    first, second, third = stored.new_image_ids
+    later = NOW + timedelta(minutes=5)
+    with session_scope(services.sessions) as session:
+        images = repository.images_by_id(session=session, image_ids=[first, second, third])
+        repository.claim_images_for_fetch(
+            session=session, images=[images[first], images[second]], now=later
+        )
+        assert (
+            repository.note_image_attempt(session=session, image=images[first], reason="timed out")
+            == 1
+        )
+    with session_scope(services.sessions) as session:
+        waiting = repository.images_waiting_to_retry(session=session, limit=10)
+        assert [(i.id, i.attempts, i.error) for i in waiting] == [(first, 1, "timed out")]
+        assert repository.count_images_waiting_to_retry(session=session) == 1
+        claimed = repository.images_by_id(session=session, image_ids=[second])[second]
+        assert claimed.attempts == 1 and claimed.error is None  # tried, no outcome yet
+        queued_at = claimed.queued_at
+        assert (queued_at if queued_at.tzinfo else queued_at.replace(tzinfo=UTC)) == later
