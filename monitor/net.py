@@ -16,9 +16,10 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.exceptions import URLNotAllowedError
+from monitor.exceptions import TransportConnectError, URLNotAllowedError
 
 Resolver = Callable[[str], list[str]]
 AddressPolicy = Callable[[str], bool]
@@ -26,11 +27,26 @@ AddressPolicy = Callable[[str], bool]
 PRIVATE_HOSTS_HINT = "set MONITOR_ALLOW_PRIVATE_IMAGE_HOSTS=true to allow"
 
 
-def resolve_host(host: str) -> list[str]:
-    """All addresses a host name resolves to (an empty list when it does not resolve)."""
+TEMPORARY_RESOLVER_ERRORS = frozenset({socket.EAI_AGAIN})
+"""``getaddrinfo`` errors that say "not now" (the resolver is down), not "no such name"."""
+
+
+def resolve_host(host: str, *, lookup: Callable[..., Any] = socket.getaddrinfo) -> list[str]:
+    """All addresses a host name resolves to (an empty list when it does not resolve).
+
+    A resolver that cannot answer now (``EAI_AGAIN``: a DNS outage, not an unknown name) is a
+    ``TransportConnectError``, retried like a connection that failed: an outage of a few minutes
+    must not fail every image that was waiting for it.
+    """
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError, OSError):
+        infos = lookup(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        if exc.errno in TEMPORARY_RESOLVER_ERRORS:
+            raise TransportConnectError(
+                f"cannot resolve {host} now ({exc.strerror}); another try may work"
+            ) from exc
+        return []
+    except (UnicodeError, OSError):
         return []
     return sorted({str(info[4][0]) for info in infos})
 

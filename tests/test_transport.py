@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -286,3 +287,18 @@ def test_https_to_the_pinned_address_still_checks_the_certificate_for_the_name(
         transport.open(f"https://other.test:{port}/"),
     ):
         pass  # same address, but the certificate is not for this name
+
+
+def _lookup_failing_with(error_number: int) -> Callable[..., Any]:
+    def lookup(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(error_number, "resolver says no")
+
+    return lookup
+
+
+def test_a_resolver_outage_is_transient_and_an_unknown_name_is_refused() -> None:
+    from monitor.net import resolve_host
+
+    with pytest.raises(TransportConnectError, match="another try may work"):
+        resolve_host("images.example.com", lookup=_lookup_failing_with(socket.EAI_AGAIN))
+    assert resolve_host("nowhere.invalid", lookup=_lookup_failing_with(socket.EAI_NONAME)) == []

@@ -76,7 +76,8 @@ def train(
 
         def show(step: TrainingProgress) -> None:
             if step.warning:
-                progress.console.print(
+                # the live bar, when there is one, draws on this same console and stays intact
+                error_console.print(
                     f"[yellow]warning:[/yellow] {step.warning}", highlight=False, soft_wrap=True
                 )
                 return
