@@ -302,19 +302,24 @@ def classify_images(
                 repository.mark_image_failed(session=session, image=image, reason=str(exc))
                 report.failed[image.id] = str(exc)
         batch_size = services.settings.classify_batch_size
+        verdicts: list[tuple[Any, list[Detection]]] = []
         for start in range(0, len(decoded), batch_size):
             batch = decoded[start : start + batch_size]
             results = classifier.classify([picture for _, picture in batch])
-            for (image, _), detections in zip(batch, results, strict=True):
-                written = repository.save_classification(
-                    session=session,
-                    image=image,
-                    model_version=classifier.version,
-                    detections=detections,
-                    now=services.clock(),
-                )
-                report.classified += int(written)
-                report.detections += len(detections) if written else 0
+            verdicts.extend(
+                (image, detections) for (image, _), detections in zip(batch, results, strict=True)
+            )
+        # One write for the whole task, after the model has run: the rows it locks (images, the
+        # brand's daily totals) are held only for the write itself.
+        written = repository.save_classifications(
+            session=session,
+            verdicts=verdicts,
+            model_version=classifier.version,
+            now=services.clock(),
+        )
+        for (_, detections), stored in zip(verdicts, written, strict=True):
+            report.classified += int(stored)
+            report.detections += len(detections) if stored else 0
     return report
 
 
