@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from monitor.cli.common import console, error_console, settings
 from monitor.domain import Detection
@@ -23,6 +21,7 @@ from monitor.exceptions import ConfigurationError, ImageError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+    from rich.progress import Progress
 
     from monitor.inference.evaluation import EvaluationReport
     from monitor.inference.training import ModelInfo, TrainingProgress
@@ -91,6 +90,14 @@ def training_progress() -> Progress:
 
     On standard error, so that standard output holds only results (``evaluate --json > f``).
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
@@ -177,6 +184,8 @@ def evaluate(
 
 
 def _print_evaluation(report: EvaluationReport) -> None:
+    from rich.table import Table
+
     console.print(
         f"model {report.model_version} on {report.dataset} ({report.photos_used}): "
         f"{report.logo_images} logo photos, {report.no_logo_images} logo-free pictures"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from monitor.cli.common import console, error_console, services, settings
 from monitor.exceptions import ConfigurationError
-from monitor.pipeline import InProcessWorkQueue, collect_all, requeue_stale, work_queue_for
-from monitor.storage import repository
-from monitor.storage.db import session_scope, upgrade_database
+
+if TYPE_CHECKING:
+    from monitor.pipeline import InProcessWorkQueue
+
+# Each command imports the pipeline, storage and rich.table when it runs, so `monitor --help`
+# and the commands that need none of them start fast.
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -21,6 +23,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to the configured database."""
+    from monitor.storage.db import upgrade_database
+
     upgrade_database(settings().database)
     console.print("database is at the newest schema")
 
@@ -32,6 +36,10 @@ def collect(
     """Pull new posts, store them once, and queue their images (in-process without a broker)."""
     if not names and not all_sources:
         raise ConfigurationError("name one or more sources, or pass --all")
+    from rich.table import Table
+
+    from monitor.pipeline import InProcessWorkQueue, collect_all, work_queue_for
+
     runtime = services()
     queue = work_queue_for(runtime)
     reports = collect_all(
@@ -78,6 +86,8 @@ def requeue(
     ] = False,
 ) -> None:
     """Queue again images whose work was lost (broker restart) or that waited for a model."""
+    from monitor.pipeline import InProcessWorkQueue, requeue_stale, work_queue_for
+
     runtime = services()
     queue = work_queue_for(runtime)
     report = requeue_stale(services=runtime, queue=queue, older_than_seconds=0 if now else None)
@@ -88,6 +98,11 @@ def requeue(
 
 def status() -> None:
     """Counts of posts and images by state, and the last collection of each source."""
+    from rich.table import Table
+
+    from monitor.storage import repository
+    from monitor.storage.db import session_scope
+
     runtime = services()
     with session_scope(runtime.sessions) as session:
         counts = repository.image_state_counts(session=session)

@@ -7,14 +7,14 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from monitor.analytics.report import BrandReport, build_report
-from monitor.cli.common import console, parse_day, services, settings
-from monitor.storage.db import session_scope
+from monitor.cli.common import console, database_sessions, parse_day, settings
+
+if TYPE_CHECKING:
+    from monitor.analytics.report import BrandReport
 
 
 class ReportFormat(StrEnum):
@@ -34,9 +34,11 @@ def report(
     plot: Annotated[Path | None, typer.Option(help="Also draw the report into this PNG.")] = None,
 ) -> None:
     """Report on one brand: mentions per day, top accounts, sources, confidence, best posts."""
+    from monitor.analytics.report import build_report
+    from monitor.storage.db import session_scope
+
     first, last = parse_day(since, flag="--since"), parse_day(until, flag="--until")
-    runtime = services()
-    with session_scope(runtime.sessions) as session:
+    with session_scope(database_sessions()) as session:
         result = build_report(
             session=session,
             brand=brand,
@@ -98,6 +100,8 @@ def _print_table(result: BrandReport) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
     if not rows:
         return
     table = Table(*columns, title=title, title_justify="left")

@@ -33,7 +33,6 @@ from itertools import combinations
 from typing import Any
 
 from sqlalchemy import Date, bindparam, case, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.storage.tables import (
@@ -310,8 +309,14 @@ def _add_pairs(delta: SummaryDelta, facts: Sequence[PostFact], *, sign: int) -> 
 
 
 def _insert(session: Session, table: Any) -> Any:
-    module = postgresql if _dialect(session) == "postgresql" else sqlite
-    return module.insert(table)
+    """The dialect's INSERT, which has ``on_conflict_do_update`` (PostgreSQL, SQLite 3.24+)."""
+    if _dialect(session) == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def _upsert_add(
