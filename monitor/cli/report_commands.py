@@ -35,18 +35,24 @@ def report(
 ) -> None:
     """Report on one brand: mentions per day, top accounts, sources, confidence, best posts."""
     from monitor.analytics.report import build_report
+    from monitor.exceptions import UnknownBrandError
     from monitor.storage.db import session_scope
 
     first, last = parse_day(since, flag="--since"), parse_day(until, flag="--until")
     with session_scope(database_sessions()) as session:
-        result = build_report(
-            session=session,
-            brand=brand,
-            since=first,
-            until=last,
-            top=top,
-            model_labels=_model_labels(),
-        )
+        try:
+            result = build_report(session=session, brand=brand, since=first, until=last, top=top)
+        except UnknownBrandError:
+            # Not in the database: a brand the model knows but has not seen yet gets a report of
+            # zeros. The model's labels are read only here, to keep the common case fast.
+            result = build_report(
+                session=session,
+                brand=brand,
+                since=first,
+                until=last,
+                top=top,
+                model_labels=_model_labels(),
+            )
     if plot is not None:
         from monitor.analytics.plot import plot_report
 
