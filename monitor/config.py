@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(50_000_000, gt=0)
     max_posts_per_run: int = Field(200, gt=0)
 
+    image_bytes_retention_seconds: int = Field(
+        0,
+        ge=0,
+        description="Keep an image's full bytes this long after it is classified (0: drop them "
+        "at once; a newer model then fetches the image again).",
+    )
+    thumbnail_pixels: int = Field(
+        160, ge=0, description="Side of the evidence thumbnail kept per image (0: none)."
+    )
+
     classify_batch_size: int = Field(16, gt=0)
     fetch_batch_size: int = Field(16, gt=0)
     task_max_retries: int = Field(5, ge=0)

@@ -320,7 +320,24 @@ def classify_images(
         for (_, detections), stored in zip(verdicts, written, strict=True):
             report.classified += int(stored)
             report.detections += len(detections) if stored else 0
+        repository.keep_evidence(
+            session=session,
+            thumbnails=_thumbnails(services.settings, decoded),
+            drop_full_bytes=services.settings.image_bytes_retention_seconds == 0,
+        )
     return report
+
+
+def _thumbnails(settings: Settings, decoded: Sequence[tuple[Any, Any]]) -> dict[int, bytes | None]:
+    """The evidence kept per classified image (None when thumbnails are off)."""
+    if settings.thumbnail_pixels == 0:
+        return {image.id: None for image, _ in decoded}
+    from monitor.images.thumbnail import make_thumbnail
+
+    return {
+        image.id: make_thumbnail(picture, side=settings.thumbnail_pixels)
+        for image, picture in decoded
+    }
 
 
 # --- recovery ----------------------------------------------------------------------------------
@@ -357,6 +374,26 @@ def requeue_stale(
         )
         repository.touch_images(
             session=session, image_ids=to_classify, state=ImageState.FETCHED, now=now
+        )
+        retention = services.settings.image_bytes_retention_seconds
+        if retention:
+            repository.drop_expired_image_bytes(
+                session=session, classified_before=now - timedelta(seconds=retention)
+            )
+    queue.fetch(to_fetch)
+    queue.classify(to_classify)
+    return RequeueReport(fetch=len(to_fetch), classify=len(to_classify))
+
+
+def reclassify_all(*, services: Services, queue: WorkQueue) -> RequeueReport:
+    """Give every classified image to the current model again (after deploying a newer one).
+
+    Images whose bytes are kept are classified straight away; the others are fetched again. Each
+    image's current classification keeps counting until the newer one replaces it.
+    """
+    with session_scope(services.sessions) as session:
+        to_fetch, to_classify = repository.queue_for_reclassification(
+            session=session, now=services.clock()
         )
     queue.fetch(to_fetch)
     queue.classify(to_classify)

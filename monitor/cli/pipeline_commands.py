@@ -84,13 +84,24 @@ def requeue(
     now: Annotated[
         bool, typer.Option("--now", help="Take every waiting image, however recently queued.")
     ] = False,
+    reclassify: Annotated[
+        bool,
+        typer.Option(
+            "--reclassify",
+            help="Give every classified image to the current model again (a newer model); "
+            "images whose bytes are gone are fetched again.",
+        ),
+    ] = False,
 ) -> None:
     """Queue again images whose work was lost (broker restart) or that waited for a model."""
-    from monitor.pipeline import InProcessWorkQueue, requeue_stale, work_queue_for
+    from monitor.pipeline import InProcessWorkQueue, reclassify_all, requeue_stale, work_queue_for
 
     runtime = services()
     queue = work_queue_for(runtime)
-    report = requeue_stale(services=runtime, queue=queue, older_than_seconds=0 if now else None)
+    if reclassify:
+        report = reclassify_all(services=runtime, queue=queue)
+    else:
+        report = requeue_stale(services=runtime, queue=queue, older_than_seconds=0 if now else None)
     console.print(f"re-queued {report.fetch} images to fetch and {report.classify} to classify")
     if isinstance(queue, InProcessWorkQueue):
         _print_in_process_summary(queue)

@@ -11,9 +11,20 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, distinct, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    distinct,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -358,7 +369,11 @@ def note_image_attempt(*, session: Session, image: Image, reason: str) -> int:
 def fetched_images_to_classify(
     *, session: Session, image_ids: Sequence[int], model_version: str
 ) -> list[tuple[Image, bytes]]:
-    """Fetched images that this model version has not classified yet, with their bytes."""
+    """Fetched images that this model version has not classified yet, with their bytes.
+
+    Images whose full bytes were let go after classification are not among them: a newer model
+    gets them again through ``queue_for_reclassification`` (fetched anew).
+    """
     if not image_ids:
         return []
     already = select(Classification.image_id).where(
@@ -371,10 +386,75 @@ def fetched_images_to_classify(
             Image.id.in_(image_ids),
             Image.state.in_([ImageState.FETCHED, ImageState.CLASSIFIED]),
             Image.id.not_in(already),
+            ImageData.data.is_not(None),
         )
         .order_by(Image.id)
     )
-    return [(image, data) for image, data in rows.tuples()]
+    return [(image, data) for image, data in rows.tuples() if data is not None]
+
+
+def keep_evidence(
+    *, session: Session, thumbnails: dict[int, bytes | None], drop_full_bytes: bool
+) -> None:
+    """Store each classified image's thumbnail; let its full bytes go unless they are retained."""
+    if not thumbnails:
+        return
+    table = cast(Table, ImageData.__table__)
+    values: dict[str, Any] = {"thumbnail": bindparam("new_thumbnail")}
+    if drop_full_bytes:
+        values["data"] = None
+    session.execute(
+        update(table).where(table.c.image_id == bindparam("target_id")).values(values),
+        [
+            {"target_id": image_id, "new_thumbnail": thumbnail}
+            for image_id, thumbnail in sorted(thumbnails.items())
+        ],
+    )
+
+
+def drop_expired_image_bytes(*, session: Session, classified_before: datetime) -> int:
+    """Let go of the full bytes of images classified before ``classified_before``; how many."""
+    expired = select(Image.id).where(
+        Image.state == ImageState.CLASSIFIED, Image.classified_at < classified_before
+    )
+    result = session.execute(
+        update(ImageData)
+        .where(ImageData.image_id.in_(expired), ImageData.data.is_not(None))
+        .values(data=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def queue_for_reclassification(*, session: Session, now: datetime) -> tuple[list[int], list[int]]:
+    """Put every classified image back in line for a newer model: (to fetch again, to classify).
+
+    Images whose bytes are still kept go straight to classification; the others are fetched
+    again first. Their current classification keeps counting until the new one is written.
+    """
+    kept = select(ImageData.image_id).where(ImageData.data.is_not(None))
+    classified = Image.state == ImageState.CLASSIFIED
+    to_classify = list(
+        session.scalars(select(Image.id).where(classified, Image.id.in_(kept)).order_by(Image.id))
+    )
+    to_fetch = list(
+        session.scalars(
+            select(Image.id).where(classified, Image.id.not_in(kept)).order_by(Image.id)
+        )
+    )
+    session.execute(
+        update(Image)
+        .where(Image.id.in_(to_fetch))
+        .values(state=ImageState.QUEUED, queued_at=now, attempts=0)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Image)
+        .where(Image.id.in_(to_classify))
+        .values(state=ImageState.FETCHED, fetched_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return to_fetch, to_classify
 
 
 def save_classification(
