@@ -12,23 +12,25 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, desc, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, desc, func, select, text
 
+from monitor.analytics import views
 from monitor.exceptions import UnknownBrandError
-from monitor.storage import repository
-from monitor.storage.summaries import NO_PREVIOUS_DAY, PROBABILITY_BINS
-from monitor.storage.tables import (
-    BrandAccountTotal,
-    BrandCoendorsementTotal,
-    BrandDetectionDay,
-    BrandPostDay,
-    Post,
-    PostBrand,
-    Source,
-)
+from monitor.storage.counting import KNOWN_BRANDS_SQL, NO_PREVIOUS_DAY, PROBABILITY_BINS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+BrandAccountTotal = views.brand_account_totals.c
+BrandCoendorsementTotal = views.brand_coendorsement_totals.c
+BrandDetectionDay = views.brand_detection_days.c
+BrandPostDay = views.brand_post_days.c
+Post = views.posts.c
+PostBrand = views.post_brands.c
+Source = views.sources.c
 
 
 @dataclass
@@ -58,9 +60,11 @@ class BrandReport:
         return data
 
 
-def resolve_brand(*, session: Session, brand: str, model_labels: Sequence[str] = ()) -> str:
+def resolve_brand(
+    *, session: Session | Connection, brand: str, model_labels: Sequence[str] = ()
+) -> str:
     """The stored spelling of ``brand`` (case-insensitive), or UnknownBrandError listing the known."""
-    known = sorted(set(repository.known_brands(session=session)) | set(model_labels))
+    known = sorted(set(session.scalars(text(KNOWN_BRANDS_SQL))) | set(model_labels))
     for candidate in known:
         if candidate.casefold() == brand.casefold():
             return candidate
@@ -69,7 +73,7 @@ def resolve_brand(*, session: Session, brand: str, model_labels: Sequence[str] =
 
 def build_report(
     *,
-    session: Session,
+    session: Session | Connection,
     brand: str,
     since: date | None = None,
     until: date | None = None,
@@ -127,7 +131,7 @@ class Window:
         return BrandDetectionDay.previous_day < first_day
 
 
-def _histogram(*, session: Session, window: Window) -> list[dict[str, Any]]:
+def _histogram(*, session: Session | Connection, window: Window) -> list[dict[str, Any]]:
     """Detections per probability bin; their sum is the report's detections."""
     table = BrandDetectionDay
     rows = {
@@ -144,7 +148,7 @@ def _histogram(*, session: Session, window: Window) -> list[dict[str, Any]]:
     ]
 
 
-def _post_totals(*, session: Session, window: Window) -> tuple[int, int]:
+def _post_totals(*, session: Session | Connection, window: Window) -> tuple[int, int]:
     table = BrandPostDay
     posts, image_only = session.execute(
         select(func.sum(table.posts), func.sum(table.image_only_posts)).where(
@@ -154,7 +158,7 @@ def _post_totals(*, session: Session, window: Window) -> tuple[int, int]:
     return int(posts or 0), int(image_only or 0)
 
 
-def _by_day(*, session: Session, window: Window) -> list[dict[str, Any]]:
+def _by_day(*, session: Session | Connection, window: Window) -> list[dict[str, Any]]:
     """Per day: detections shown that day (each once) and posts showing the brand."""
     detected = (
         select(
@@ -183,7 +187,9 @@ def _by_day(*, session: Session, window: Window) -> list[dict[str, Any]]:
     ]
 
 
-def _top_authors(*, session: Session, window: Window, top: int) -> list[dict[str, Any]]:
+def _top_authors(
+    *, session: Session | Connection, window: Window, top: int
+) -> list[dict[str, Any]]:
     """Accounts by posts showing the brand, with follower count and reach (sum over those posts).
 
     The whole history reads the per-account totals; a window sums the brand's posts in it from
@@ -228,11 +234,11 @@ def _top_authors(*, session: Session, window: Window, top: int) -> list[dict[str
     ]
 
 
-def _sources(*, session: Session, window: Window) -> list[dict[str, Any]]:
+def _sources(*, session: Session | Connection, window: Window) -> list[dict[str, Any]]:
     posts = func.sum(BrandPostDay.posts)
     query = (
         select(Source.name, posts.label("posts"))
-        .join(Source, Source.id == BrandPostDay.source_id)
+        .join(views.sources, Source.id == BrandPostDay.source_id)
         .where(*window.days(BrandPostDay.brand, BrandPostDay.day))
         .group_by(Source.name)
         .having(posts > 0)
@@ -241,7 +247,7 @@ def _sources(*, session: Session, window: Window) -> list[dict[str, Any]]:
     return [{"source": name, "posts": int(n)} for name, n in session.execute(query).tuples()]
 
 
-def _platforms(*, session: Session, window: Window) -> list[dict[str, Any]]:
+def _platforms(*, session: Session | Connection, window: Window) -> list[dict[str, Any]]:
     posts = func.sum(BrandPostDay.posts)
     query = (
         select(BrandPostDay.platform, posts.label("posts"))
@@ -253,7 +259,7 @@ def _platforms(*, session: Session, window: Window) -> list[dict[str, Any]]:
     return [{"platform": name, "posts": int(n)} for name, n in session.execute(query).tuples()]
 
 
-def _top_posts(*, session: Session, window: Window, top: int) -> list[dict[str, Any]]:
+def _top_posts(*, session: Session | Connection, window: Window, top: int) -> list[dict[str, Any]]:
     query = (
         select(
             PostBrand.post_id,
@@ -263,7 +269,7 @@ def _top_posts(*, session: Session, window: Window, top: int) -> list[dict[str, 
             func.coalesce(Post.created_at, Post.collected_at),
             PostBrand.max_probability,
         )
-        .join(Post, Post.id == PostBrand.post_id)
+        .join(views.posts, Post.id == PostBrand.post_id)
         .where(*window.days(PostBrand.brand, PostBrand.posted_day))
         .order_by(desc(PostBrand.max_probability), PostBrand.post_id)
         .limit(top)
@@ -281,7 +287,7 @@ def _top_posts(*, session: Session, window: Window, top: int) -> list[dict[str, 
     ]
 
 
-def _co_endorsed(*, session: Session, brand: str, top: int) -> list[dict[str, Any]]:
+def _co_endorsed(*, session: Session | Connection, brand: str, top: int) -> list[dict[str, Any]]:
     """Brands most often shown by the accounts that show this one (whole history)."""
     table = BrandCoendorsementTotal
     query = (

@@ -12,8 +12,6 @@ from rich.console import Console
 from monitor.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
     from monitor.config import Settings
 
 console = Console()
@@ -47,13 +45,13 @@ def services() -> Any:
     return Services.from_settings(current)
 
 
-def database_sessions() -> sessionmaker[Session]:
-    """Sessions on the configured database, schema checked, without the pipeline's imports."""
-    from monitor.storage.db import ensure_schema, session_factory
+def checked_database() -> str:
+    """The configured database's URL, schema checked, without the pipeline's imports."""
+    from monitor.storage.db import ensure_schema
 
     current = settings()
     ensure_schema(current.database, auto_upgrade=current.database.startswith("sqlite"))
-    return session_factory(current.database)
+    return current.database
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.cli.common import console, database_sessions, parse_day, settings
+from monitor.cli.common import checked_database, console, parse_day, settings
 
 if TYPE_CHECKING:
     from monitor.analytics.report import BrandReport
@@ -36,10 +36,10 @@ def report(
     """Report on one brand: mentions per day, top accounts, sources, confidence, best posts."""
     from monitor.analytics.report import build_report
     from monitor.exceptions import UnknownBrandError
-    from monitor.storage.db import session_scope
+    from monitor.storage.db import read_scope
 
     first, last = parse_day(since, flag="--since"), parse_day(until, flag="--until")
-    with session_scope(database_sessions()) as session:
+    with read_scope(checked_database()) as session:
         try:
             result = build_report(session=session, brand=brand, since=first, until=last, top=top)
         except UnknownBrandError:

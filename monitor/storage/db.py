@@ -10,13 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.exceptions import StorageError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -51,7 +55,19 @@ def get_engine(url: str) -> Engine:
 
 def session_factory(url: str) -> sessionmaker[Session]:
     """A session maker bound to the engine for ``url``."""
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def read_scope(url: str) -> Iterator[Connection]:
+    """A plain connection for read-only SQL (the report), without the ORM's import cost."""
+    try:
+        with get_engine(url).connect() as connection:
+            yield connection
+    except OperationalError as exc:
+        raise StorageError(f"database error: {_first_line(exc)}") from exc
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from monitor.domain import CollectedPost, Detection
 from monitor.exceptions import ConfigurationError, StorageError, UnknownSourceError
 from monitor.storage import summaries
+from monitor.storage.counting import KNOWN_BRANDS_SQL
 from monitor.storage.tables import (
     Classification,
     CollectionRun,
@@ -646,26 +647,13 @@ def failed_images(*, session: Session, limit: int) -> list[Image]:
     )
 
 
-KNOWN_BRANDS = text(
-    """
-WITH RECURSIVE known(brand) AS (
-    SELECT MIN(brand) FROM detections
-    UNION ALL
-    SELECT (SELECT MIN(d.brand) FROM detections d WHERE d.brand > known.brand)
-    FROM known WHERE known.brand IS NOT NULL
-)
-SELECT brand FROM known WHERE brand IS NOT NULL
-"""
-)
-
-
 def known_brands(*, session: Session) -> list[str]:
     """Every brand that has at least one detection, in order.
 
     One index probe per brand on ``(brand, probability)`` (a skip scan written as a recursive
     query), not a scan of every detection.
     """
-    return list(session.scalars(KNOWN_BRANDS))
+    return list(session.scalars(text(KNOWN_BRANDS_SQL)))
 
 
 def brand_post_counts(*, session: Session) -> list[tuple[str, int]]:

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Date, bindparam, case, text, tuple_
 from sqlalchemy.orm import Session
 
+from monitor.storage.counting import NO_PREVIOUS_DAY, PROBABILITY_BINS
 from monitor.storage.tables import (
     BrandAccountTotal,
     BrandCoendorsementTotal,
@@ -42,12 +43,6 @@ from monitor.storage.tables import (
     BrandPairTotal,
     BrandPostDay,
 )
-
-NO_PREVIOUS_DAY = date(1, 1, 1)
-"""``previous_day`` of a detection's first day shown (a key column cannot hold NULL)."""
-
-PROBABILITY_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
-"""Histogram edges over a detection's stored ``probability``: [0, 0.5), [0.5, 0.6) ... [0.9, 1]."""
 
 CHUNK = 5000
 """Ids per statement (SQLite and psycopg both cap the number of bound parameters)."""
