@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+PHOTOS = ROOT.parent / "shared" / "datasets" / "flickr_logos_27" / "images"
 sys.path.insert(0, str(ROOT))
 
 BRANDS = [
@@ -555,21 +556,22 @@ def table_sizes(engine: Engine) -> dict[str, int]:
         return {name: int(size) for name, size in rows}
 
 
-def thumbnail_bytes(samples: int, side: int = 160) -> float:
-    """Mean size of the evidence thumbnails monitor keeps, over generated photo-like pictures."""
+def thumbnail_bytes(samples: int, side: int = 160) -> dict[str, float]:
+    """Mean sizes of real photos and of the thumbnails monitor keeps of them (FlickrLogos-27)."""
     from PIL import Image as PILImage
 
     from monitor.images.thumbnail import make_thumbnail
 
-    rng = np.random.default_rng(1)
-    sizes = []
-    for _ in range(samples):
-        base = rng.integers(0, 255, size=(3,))
-        gradient = np.linspace(0, 1, 640)[None, :, None] * rng.integers(0, 255, size=(1, 1, 3))
-        pixels = np.clip(base + gradient + rng.normal(0, 25, size=(480, 640, 3)), 0, 255)
-        picture = PILImage.fromarray(pixels.astype(np.uint8))
-        sizes.append(len(make_thumbnail(picture, side=side)))
-    return float(np.mean(sizes))
+    photos = sorted(PHOTOS.glob("*.jpg"))[:samples]
+    if not photos:
+        return {}
+    full, small = [], []
+    for path in photos:
+        full.append(path.stat().st_size)
+        with PILImage.open(path) as picture:
+            small.append(len(make_thumbnail(picture, side=side)))
+    return {"photos": len(photos), "photo_mean_bytes": float(np.mean(full)),
+            "thumbnail_mean_bytes": float(np.mean(small)), "thumbnail_side": side}  # fmt: skip
 
 
 def direct_check(
@@ -685,7 +687,7 @@ def main() -> None:
     results["reports"] = time_reports(url, brands, arguments.runs)
     results["queries"] = time_queries(engine, arguments.runs)
     results["writes"] = time_writes(url, arguments.write_batches, arguments.seed)
-    results["thumbnail_mean_bytes"] = thumbnail_bytes(50)
+    results["thumbnails"] = thumbnail_bytes(200)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"analytics_scale_{arguments.detections}.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -1,7 +1,7 @@
 """Analytics summaries kept in the write path; each image's current classification; thumbnails.
 
-Adds ``images.current_classification_id`` (the newest classification, set when it is written), the
-summary tables (``post_brands`` and the ``brand_*`` totals) and fills them from the stored rows with
+Adds ``detections.current`` (true for the detections of each image's newest classification, kept
+by the write path; the backfill only has to clear it on older verdicts' rows), the summary tables (``post_brands`` and the ``brand_*`` totals) and fills them from the stored rows with
 set-based SQL, then rebuilds the analytics views over them. ``image_data.data`` may now be empty
 (full bytes are dropped after classification unless a retention is set) and gains a ``thumbnail``.
 
@@ -47,22 +47,19 @@ BIN = (
     "WHEN d.probability < 0.9 THEN 4 ELSE 5 END"
 )
 
-CURRENT = {
-    "postgresql": """
-UPDATE images i SET current_classification_id = c.id
-FROM (
-    SELECT DISTINCT ON (image_id) image_id, id FROM classifications
-    ORDER BY image_id, classified_at DESC, id DESC
-) c
-WHERE c.image_id = i.id
-""",
-    "sqlite": """
-UPDATE images SET current_classification_id = (
-    SELECT c.id FROM classifications c WHERE c.image_id = images.id
-    ORDER BY c.classified_at DESC, c.id DESC LIMIT 1
+SUPERSEDED = """
+UPDATE detections SET current = false
+WHERE classification_id IN (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (
+            PARTITION BY image_id ORDER BY classified_at DESC, id DESC
+        ) AS newness
+        FROM classifications
+        WHERE image_id IN (SELECT image_id FROM classifications GROUP BY image_id HAVING COUNT(*) > 1)
+    ) AS ranked
+    WHERE newness > 1
 )
-""",
-}
+"""
 
 
 def _post_brands(dialect: str) -> str:
@@ -75,8 +72,7 @@ SELECT p.id, d.brand, COUNT(*), MAX(d.probability), {_day(dialect)}, p.source_id
        NOT ({find}(lower(COALESCE(p.text, '')), lower(d.brand)) > 0)
 FROM posts p
 JOIN post_images pi ON pi.post_id = p.id
-JOIN images i ON i.id = pi.image_id
-JOIN detections d ON d.classification_id = i.current_classification_id
+JOIN detections d ON d.image_id = pi.image_id AND d.current
 GROUP BY p.id, d.brand
 """
 
@@ -85,8 +81,7 @@ def _detection_days(dialect: str) -> str:
     return f"""
 INSERT INTO brand_detection_days (brand, day, previous_day, probability_bin, detections)
 WITH detected AS (
-    SELECT DISTINCT d.image_id FROM detections d
-    JOIN images i ON i.id = d.image_id AND i.current_classification_id = d.classification_id
+    SELECT DISTINCT image_id FROM detections WHERE current
 ), shown AS (
     SELECT pi.image_id AS image_id, {_day(dialect)} AS day
     FROM post_images pi JOIN posts p ON p.id = pi.post_id
@@ -97,9 +92,9 @@ WITH detected AS (
     FROM shown
 )
 SELECT d.brand, o.day, COALESCE(o.previous_day, {_no_previous_day(dialect)}), {BIN}, COUNT(*)
-FROM images i
-JOIN detections d ON d.classification_id = i.current_classification_id
-JOIN ordered o ON o.image_id = i.id
+FROM detections d
+JOIN ordered o ON o.image_id = d.image_id
+WHERE d.current
 GROUP BY d.brand, o.day, COALESCE(o.previous_day, {_no_previous_day(dialect)}), {BIN}
 """
 
@@ -142,10 +137,10 @@ SELECT d.id AS detection_id, d.brand, d.probability, d.x1, d.y1, d.x2, d.y2,
        s.kind AS source_kind, p.platform, p.author_handle, p.author_name, p.author_followers,
        p.url AS post_url, p.text AS post_text, COALESCE(p.created_at, p.collected_at) AS posted_at
 FROM detections d
-JOIN images i ON i.id = d.image_id AND i.current_classification_id = d.classification_id
 JOIN post_images pi ON pi.image_id = d.image_id
 JOIN posts p ON p.id = pi.post_id
 JOIN sources s ON s.id = p.source_id
+WHERE d.current
 """
 
 
@@ -298,14 +293,17 @@ def upgrade() -> None:
     if dialect == "postgresql":
         op.execute("SET LOCAL work_mem = '256MB'")
         op.execute("SET LOCAL maintenance_work_mem = '512MB'")
-    op.add_column("images", sa.Column("current_classification_id", sa.Integer()))
+    op.add_column(
+        "detections",
+        sa.Column("current", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
     with op.batch_alter_table("image_data") as batch:
         batch.alter_column("data", existing_type=sa.LargeBinary(), nullable=True)
         batch.add_column(sa.Column("thumbnail", sa.LargeBinary()))
     for view in OLD_VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {view}")
     _create_tables()
-    op.execute(CURRENT.get(dialect, CURRENT["postgresql"]))
+    op.execute(SUPERSEDED)
     op.execute(_post_brands(dialect))
     op.execute(_detection_days(dialect))
     for statement in TOTALS:
@@ -318,7 +316,7 @@ def upgrade() -> None:
     op.execute(BRAND_PAIRS)
     op.execute(BRAND_COENDORSEMENT)
     if dialect == "postgresql":
-        for table in ("images", *SUMMARY_TABLES):
+        for table in ("detections", *SUMMARY_TABLES):
             op.execute(f"ANALYZE {table}")
 
 
@@ -334,7 +332,7 @@ def downgrade() -> None:
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy of ``images`` would drop the
     # table and, with foreign keys on, cascade to every classification and link.
     op.drop_column("image_data", "thumbnail")
-    op.drop_column("images", "current_classification_id")
+    op.drop_column("detections", "current")
     spec = importlib.util.spec_from_file_location(
         "analytics_views_0002", Path(__file__).with_name("0002_analytics_views.py")
     )

@@ -211,8 +211,8 @@ def _link_reused_images(*, session: Session, links: Sequence[PostImage]) -> None
     summaries.lock_rows(session=session, table="images", ids=image_ids)
     classified = session.scalar(
         select(func.count())
-        .select_from(Image)
-        .where(Image.id.in_(image_ids), Image.current_classification_id.is_not(None))
+        .select_from(DetectionRow)
+        .where(DetectionRow.image_id.in_(image_ids), DetectionRow.current)
     )
 
     def link_all() -> None:
@@ -539,15 +539,28 @@ def _write_classifications(
     model_version: str,
     now: datetime,
 ) -> None:
-    """Insert the classifications and detections; point each image at its newest verdict."""
-    current_since = {
+    """Insert the classifications and detections; mark the newest verdict's detections current."""
+    image_ids = [image.id for image, _ in verdicts]
+    newest = {
         image_id: classified_at
         for image_id, classified_at in session.execute(
-            select(Classification.image_id, Classification.classified_at)
-            .join(Image, Image.current_classification_id == Classification.id)
-            .where(Image.id.in_([image.id for image, _ in verdicts]))
+            select(Classification.image_id, func.max(Classification.classified_at))
+            .where(Classification.image_id.in_(image_ids))
+            .group_by(Classification.image_id)
         ).tuples()
     }
+    replacing = {
+        image_id
+        for image_id in image_ids
+        if newest.get(image_id) is None or _aware(newest[image_id]) <= _aware(now)
+    }
+    if replacing:
+        session.execute(
+            update(DetectionRow)
+            .where(DetectionRow.image_id.in_(sorted(replacing)), DetectionRow.current)
+            .values(current=False)
+            .execution_options(synchronize_session=False)
+        )
     classifications = [
         Classification(
             image_id=image.id,
@@ -579,11 +592,9 @@ def _write_classifications(
                     "x2": box[2],
                     "y2": box[3],
                     "detected_at": now,
+                    "current": image.id in replacing,
                 }
             )
-        previous = current_since.get(image.id)
-        if previous is None or _aware(previous) <= _aware(now):
-            image.current_classification_id = classification.id
         image.state = ImageState.CLASSIFIED
         image.classified_at = now
         image.error = None

@@ -83,8 +83,7 @@ SELECT p.id AS post_id, d.brand AS brand, COUNT(*) AS detections,
        p.author_followers AS author_followers, {image_only_sql(dialect)} AS image_only
 FROM posts p
 JOIN post_images pi ON pi.post_id = p.id
-JOIN images i ON i.id = pi.image_id
-JOIN detections d ON d.classification_id = i.current_classification_id
+JOIN detections d ON d.image_id = pi.image_id AND d.current
 WHERE p.id IN :ids
 GROUP BY p.id, d.brand
 """
@@ -109,10 +108,9 @@ WITH shown AS (
 )
 SELECT d.brand AS brand, o.day AS day, o.previous_day AS previous_day,
        {probability_bin_sql()} AS probability_bin, COUNT(*) AS detections
-FROM images i
-JOIN detections d ON d.classification_id = i.current_classification_id
-JOIN ordered o ON o.image_id = i.id
-WHERE i.id IN :ids
+FROM detections d
+JOIN ordered o ON o.image_id = d.image_id
+WHERE d.image_id IN :ids AND d.current
 GROUP BY d.brand, o.day, o.previous_day, {probability_bin_sql()}
 """
 

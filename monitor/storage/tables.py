@@ -6,8 +6,8 @@ Identity rules that make the pipeline idempotent:
   and linked to each post through ``post_images``;
 - a classification is unique by (image, model version): a re-delivered task writes nothing twice;
 - detections hang off their classification and are written in the same transaction;
-- ``images.current_classification_id`` names the image's current classification (the newest), set in
-  the transaction that writes a newer one, so readers never search for it.
+- ``detections.current`` marks the detections of each image's current classification (its newest),
+  set in the transaction that writes a newer one, so readers never search for it.
 
 The summary tables at the end (``post_brands`` and the ``brand_*`` totals) are kept current by
 ``monitor.storage.summaries`` in the same transactions that change what they count; the analytics
@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -141,7 +142,6 @@ class Image(Base):
     queued_at: Mapped[datetime] = mapped_column(Timestamp)
     fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
     classified_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    current_classification_id: Mapped[int | None] = mapped_column(Integer)
 
     posts: Mapped[list[PostImage]] = relationship(back_populates="image")
 
@@ -217,6 +217,7 @@ class DetectionRow(Base):
     x2: Mapped[int | None] = mapped_column(Integer)
     y2: Mapped[int | None] = mapped_column(Integer)
     detected_at: Mapped[datetime] = mapped_column(Timestamp)
+    current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 # --- summaries (kept by monitor.storage.summaries) -----------------------------------------------

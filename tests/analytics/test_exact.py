@@ -205,7 +205,7 @@ def _summary_rows(session) -> dict[str, set[tuple[object, ...]]]:  # type: ignor
         "WHERE posts <> 0",
         "brand_coendorsement_totals": "SELECT brand, other_brand, accounts "
         "FROM brand_coendorsement_totals WHERE accounts <> 0",
-        "current": "SELECT id, current_classification_id FROM images",
+        "current": "SELECT id, current FROM detections",
     }
     return {
         name: {tuple(str(v) for v in row) for row in session.execute(text(query))}
