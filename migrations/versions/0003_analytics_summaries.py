@@ -278,7 +278,10 @@ def _create_indexes() -> None:
     )
     op.create_index("ix_post_brands_brand_probability", "post_brands", ["brand", "max_probability"])
     op.create_index(
-        "ix_post_brands_brand_account", "post_brands", ["brand", "platform", "author_handle"]
+        "ix_post_brands_brand_account",
+        "post_brands",
+        ["brand", "platform", "author_handle", "posted_day"],
+        postgresql_include=["author_followers"],
     )
     op.create_index(
         "ix_brand_account_totals_brand_posts", "brand_account_totals", ["brand", "posts"]

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, desc, func, select, text
+from sqlalchemy import case, desc, func, select, text, tuple_
 
 from monitor.analytics import views
 from monitor.exceptions import UnknownBrandError
@@ -23,6 +23,9 @@ from monitor.storage.counting import KNOWN_BRANDS_SQL, NO_PREVIOUS_DAY, PROBABIL
 if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.orm import Session
+
+SCAN_LIMIT = 50_000
+"""Posts in a window up to which its top accounts are found by grouping its posts directly."""
 
 BrandAccountTotal = views.brand_account_totals.c
 BrandCoendorsementTotal = views.brand_coendorsement_totals.c
@@ -79,8 +82,13 @@ def build_report(
     until: date | None = None,
     top: int = 10,
     model_labels: Sequence[str] = (),
+    scan_limit: int = SCAN_LIMIT,
 ) -> BrandReport:
-    """The report for one brand between ``since`` and ``until`` (both inclusive days, UTC)."""
+    """The report for one brand between ``since`` and ``until`` (both inclusive days, UTC).
+
+    ``scan_limit``: a window with more posts than this finds its top accounts from the accounts'
+    whole-history totals down (see ``_top_authors_from_totals``) instead of grouping every post.
+    """
     brand = resolve_brand(session=session, brand=brand, model_labels=model_labels)
     window = Window(brand=brand, since=since, until=until)
     histogram = _histogram(session=session, window=window)
@@ -95,7 +103,7 @@ def build_report(
         image_only_posts=image_only,
         image_only_share=round(image_only / posts, 4) if posts else None,
         by_day=_by_day(session=session, window=window),
-        top_authors=_top_authors(session=session, window=window, top=top),
+        top_authors=_top_authors(session=session, window=window, top=top, scan=posts <= scan_limit),
         sources=_sources(session=session, window=window),
         platforms=_platforms(session=session, window=window),
         probability_histogram=histogram,
@@ -188,13 +196,16 @@ def _by_day(*, session: Session | Connection, window: Window) -> list[dict[str, 
 
 
 def _top_authors(
-    *, session: Session | Connection, window: Window, top: int
+    *, session: Session | Connection, window: Window, top: int, scan: bool
 ) -> list[dict[str, Any]]:
     """Accounts by posts showing the brand, with follower count and reach (sum over those posts).
 
-    The whole history reads the per-account totals; a window sums the brand's posts in it from
-    ``post_brands`` (an index on brand and day that also holds the account columns).
+    The whole history reads the per-account totals. A window with few posts (``scan``) groups them
+    from ``post_brands`` (an index on brand and day that also holds the account columns); a longer
+    one finds its leaders from the totals down.
     """
+    if not window.whole_history and not scan:
+        return _top_authors_from_totals(session=session, window=window, top=top)
     if window.whole_history:
         table = BrandAccountTotal
         reach = case((table.posts_with_followers > 0, table.reach), else_=None)
@@ -222,16 +233,89 @@ def _top_authors(
             .order_by(desc("posts"), PostBrand.author_handle, PostBrand.platform)
             .limit(top)
         )
-    return [
-        {
-            "author": row[0],
-            "platform": row[1],
-            "posts": int(row[2]),
-            "followers": None if row[3] is None else int(row[3]),
-            "reach": None if row[4] is None else int(row[4]),
-        }
-        for row in session.execute(query)
-    ]
+    return [_account_row(row) for row in session.execute(query)]
+
+
+def _top_authors_from_totals(
+    *, session: Session | Connection, window: Window, top: int
+) -> list[dict[str, Any]]:
+    """The exact top accounts of a long window, without grouping all of its posts.
+
+    No account has more posts in a window than in the whole history. So candidates are read in
+    order of their whole-history posts (an index on ``brand_account_totals``), each one's posts in
+    the window counted by an index range on ``post_brands`` (brand, account, day), in batches that
+    grow fourfold, until the ``top``-th best window count exceeds every remaining candidate's total.
+    Activity is heavy-tailed, so this stops after a few dozen candidates for long windows.
+    """
+    totals = BrandAccountTotal
+    in_window = (
+        select(func.count())
+        .select_from(views.post_brands)
+        .where(
+            PostBrand.platform == totals.platform,
+            PostBrand.author_handle == totals.author_handle,
+            *window.days(PostBrand.brand, PostBrand.posted_day),
+        )
+        .scalar_subquery()
+    )
+    seen: dict[tuple[str, str], int] = {}
+    offset, batch = 0, top
+    while True:
+        rows = session.execute(
+            select(totals.author_handle, totals.platform, totals.posts, in_window)
+            .where(totals.brand == window.brand, totals.posts > 0)
+            .order_by(desc(totals.posts), totals.author_handle, totals.platform)
+            .offset(offset)
+            .limit(batch)
+        ).all()
+        seen.update({(handle, platform): count for handle, platform, _, count in rows if count})
+        counts = sorted(seen.values(), reverse=True)
+        if len(rows) < batch or (len(counts) >= top and counts[top - 1] > rows[-1][2]):
+            break
+        offset, batch = offset + batch, batch * 4
+    # Every account that could tie with the top-th is among those seen; SQL orders the ties, so
+    # the order is the same as when the window's posts are grouped directly.
+    cut = counts[top - 1] if len(counts) >= top else 1
+    leaders = [account for account, count in seen.items() if count >= cut]
+    return _account_figures(session=session, window=window, accounts=leaders, top=top)
+
+
+def _account_figures(
+    *, session: Session | Connection, window: Window, accounts: list[tuple[str, str]], top: int
+) -> list[dict[str, Any]]:
+    """The given accounts' posts, followers and reach in the window, the ``top`` first."""
+    if not accounts:
+        return []
+    posts = func.count()
+    query = (
+        select(
+            PostBrand.author_handle,
+            PostBrand.platform,
+            posts.label("posts"),
+            func.max(PostBrand.author_followers),
+            func.sum(PostBrand.author_followers),
+        )
+        .where(
+            *window.days(PostBrand.brand, PostBrand.posted_day),
+            tuple_(PostBrand.platform, PostBrand.author_handle).in_(
+                [(platform, handle) for handle, platform in accounts]
+            ),
+        )
+        .group_by(PostBrand.author_handle, PostBrand.platform)
+        .order_by(desc("posts"), PostBrand.author_handle, PostBrand.platform)
+        .limit(top)
+    )
+    return [_account_row(row) for row in session.execute(query)]
+
+
+def _account_row(row: Any) -> dict[str, Any]:
+    return {
+        "author": row[0],
+        "platform": row[1],
+        "posts": int(row[2]),
+        "followers": None if row[3] is None else int(row[3]),
+        "reach": None if row[4] is None else int(row[4]),
+    }
 
 
 def _sources(*, session: Session | Connection, window: Window) -> list[dict[str, Any]]:

@@ -106,14 +106,19 @@ def _print_table(result: BrandReport) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[dict[str, object]]) -> None:
-    from rich.table import Table
-
+    """A plain aligned table: a whole history has hundreds of days, which rich renders slowly."""
     if not rows:
         return
-    table = Table(*columns, title=title, title_justify="left")
-    for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    cells = [[("-" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
+    ]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        for line in [columns, ["-" * width for width in widths], *cells]
+    ]
+    console.print(f"[bold]{title}[/bold]")
+    console.file.write("\n".join(lines) + "\n")
 
 
 def register(app: typer.Typer) -> None:

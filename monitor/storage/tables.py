@@ -239,7 +239,14 @@ class PostBrand(Base):
             postgresql_include=["platform", "author_handle", "author_followers"],
         ),
         Index("ix_post_brands_brand_probability", "brand", "max_probability"),
-        Index("ix_post_brands_brand_account", "brand", "platform", "author_handle"),
+        Index(
+            "ix_post_brands_brand_account",
+            "brand",
+            "platform",
+            "author_handle",
+            "posted_day",
+            postgresql_include=["author_followers"],
+        ),
     )
 
     post_id: Mapped[int] = mapped_column(

@@ -122,12 +122,17 @@ def assert_exact(services: Services) -> None:
         facts = reference.load(session)
         for brand in sorted(facts.brands()):
             for since, until in _windows():
-                got = build_report(session=session, brand=brand, since=since, until=until, top=5)
-                assert got.to_dict() == reference.report(facts, brand, since, until, top=5), (
-                    brand,
-                    since,
-                    until,
-                )
+                expected = reference.report(facts, brand, since, until, top=5)
+                for scan_limit in (10**9, 0):  # top accounts by grouping, and from the totals
+                    got = build_report(
+                        session=session,
+                        brand=brand,
+                        since=since,
+                        until=until,
+                        top=5,
+                        scan_limit=scan_limit,
+                    )
+                    assert got.to_dict() == expected, (brand, since, until, scan_limit)
         assert reference.stored_views(session) == reference.views(facts)
 
 
