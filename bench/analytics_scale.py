@@ -684,9 +684,11 @@ def main() -> None:
     direct_check(engine, ranked[-1], date(2026, 6, 1), date(2026, 6, 30), report)
     results["checked_against_base_tables"] = {"brand": ranked[-1], "window": "2026-06", **{
         k: report[k] for k in ("detections", "posts")}}  # fmt: skip
+    results["load_average_before_timing"] = os.getloadavg()
     results["reports"] = time_reports(url, brands, arguments.runs)
     results["queries"] = time_queries(engine, arguments.runs)
     results["writes"] = time_writes(url, arguments.write_batches, arguments.seed)
+    results["load_average_after_timing"] = os.getloadavg()
     results["thumbnails"] = thumbnail_bytes(200)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"analytics_scale_{arguments.detections}.json"
