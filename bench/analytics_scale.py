@@ -60,6 +60,8 @@ START = datetime(2024, 12, 1, tzinfo=UTC)
 DAYS = 730
 VERSIONS = ("v1", "v2", "v3")
 CHUNK = 1_000_000
+PHOTO_BYTES = 100_000  # FlickrLogos-27 photos average 99 KB
+THUMBNAIL_BYTES = 4_700  # their 160-pixel thumbnails average 4.7 KB
 
 
 # --- building the store ------------------------------------------------------------------------
@@ -467,28 +469,34 @@ def previous_write(
 
 
 def time_writes(url: str, batches: int, seed: int) -> dict[str, Any]:
-    """New posts with fetched images, classified 16 a batch by each path in turn."""
+    """New posts with fetched images, classified 16 a batch by each path in turn.
+
+    The previous path stores the classifications and keeps the bytes, as it did; the new one
+    stores them with the summaries, then keeps the thumbnail and lets the bytes go, as the worker
+    now does.
+    """
     from monitor.domain import CollectedPost, Detection
     from monitor.storage import repository
     from monitor.storage.db import session_factory, session_scope
-    from monitor.storage.tables import Image, ImageState
+    from monitor.storage.tables import Image, ImageData, ImageState
 
     rng = np.random.default_rng(seed)
     sessions = session_factory(url)
     now = datetime(2026, 11, 30, 12, tzinfo=UTC)
     image_ids: list[int] = []
+    run = time.time_ns()  # new posts and images on every run
     with session_scope(sessions) as session:
         source = repository.list_sources(session=session)[0]
         posts = [
             CollectedPost(
                 platform="mastodon",
-                external_id=f"bench-{i}",
+                external_id=f"bench-{run}-{i}",
                 url=None,
                 author_handle=f"user{int(rng.integers(0, ACCOUNTS))}",
                 text="bench",
                 created_at=now,
                 author_followers=100,
-                image_urls=(f"https://bench.example/{i}.jpg",),
+                image_urls=(f"https://bench.example/{run}/{i}.jpg",),
             )
             for i in range(batches * 32)
         ]
@@ -497,6 +505,11 @@ def time_writes(url: str, batches: int, seed: int) -> dict[str, Any]:
         session.execute(
             Image.__table__.update().where(Image.id.in_(image_ids)).values(state=ImageState.FETCHED)
         )
+        photo = os.urandom(PHOTO_BYTES)  # the fetched bytes both paths find (incompressible)
+        session.execute(
+            ImageData.__table__.insert(), [{"image_id": i, "data": photo} for i in image_ids]
+        )
+    thumbnail = os.urandom(THUMBNAIL_BYTES)
     weights = _zipf_weights(len(BRANDS), 1.0)
 
     def verdicts(count: int) -> list[list[Detection]]:
@@ -527,6 +540,11 @@ def time_writes(url: str, batches: int, seed: int) -> dict[str, Any]:
                     verdicts=list(zip(images, found, strict=True)),
                     model_version="bench",
                     now=now,
+                )
+                repository.keep_evidence(
+                    session=session,
+                    thumbnails={image.id: thumbnail for image in images},
+                    drop_full_bytes=True,
                 )
         timings[path].append(time.perf_counter() - started)
     previous, summaries = (
@@ -625,12 +643,21 @@ def main() -> None:
     parser.add_argument("--write-batches", type=int, default=100)
     parser.add_argument("--reuse", action="store_true", help="keep the store built before")
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument(
+        "--only-writes", action="store_true", help="on the store built before, time the writes only"
+    )
     arguments = parser.parse_args()
 
     from monitor.storage.db import upgrade_database
 
     url = make_url(arguments.admin_url).set(database=arguments.database).render_as_string(False)
     results: dict[str, Any] = {"detections_asked": arguments.detections, "machine": os.cpu_count()}
+    if arguments.only_writes:
+        results["load_average_before_timing"] = os.getloadavg()
+        results["writes"] = time_writes(url, arguments.write_batches, arguments.seed + 1)
+        results["load_average_after_timing"] = os.getloadavg()
+        print(json.dumps(results, indent=2))
+        return
     if not arguments.reuse:
         admin = create_engine(arguments.admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
