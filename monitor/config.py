@@ -79,6 +79,16 @@ class Settings(BaseSettings):
         description="Decoded pixels one classification step holds at once, however many images.",
     )
 
+    image_bytes_retention_seconds: int = Field(
+        0,
+        ge=0,
+        description="Keep an image's full bytes this long after it is classified (0: drop them "
+        "at once; a newer model then fetches the image again).",
+    )
+    thumbnail_pixels: int = Field(
+        160, ge=0, description="Side of the evidence thumbnail kept per image (0: none)."
+    )
+
     classify_batch_size: int = Field(16, gt=0)
     fetch_batch_size: int = Field(16, gt=0)
     task_max_retries: int = Field(5, ge=0)

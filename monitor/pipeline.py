@@ -396,32 +396,44 @@ def classify_images(
             )
         ]
     report.already_done = len(set(image_ids)) - len(pending)
-    verdicts, failures = _classify_within_budget(services, classifier, pending)
+    verdicts, failures, thumbnails = _classify_within_budget(services, classifier, pending)
     with session_scope(services.sessions) as session:
         images = repository.images_by_id(session=session, image_ids=[i for i, _ in pending])
         for image_id, reason in failures.items():
             repository.mark_image_failed(session=session, image=images[image_id], reason=reason)
             report.failed[image_id] = reason
-        for image_id, detections in verdicts.items():
-            written = repository.save_classification(
-                session=session,
-                image=images[image_id],
-                model_version=classifier.version,
-                detections=detections,
-                now=services.clock(),
-            )
-            report.classified += int(written)
-            report.detections += len(detections) if written else 0
+        # One write for the whole task, after the model has run: the rows it locks (images, the
+        # brand's daily totals) are held only for the write itself.
+        ordered = [(images[image_id], detections) for image_id, detections in verdicts.items()]
+        written = repository.save_classifications(
+            session=session,
+            verdicts=ordered,
+            model_version=classifier.version,
+            now=services.clock(),
+        )
+        for (_, detections), stored in zip(ordered, written, strict=True):
+            report.classified += int(stored)
+            report.detections += len(detections) if stored else 0
+        repository.keep_evidence(
+            session=session,
+            thumbnails={image_id: thumbnails.get(image_id) for image_id in verdicts},
+            drop_full_bytes=services.settings.image_bytes_retention_seconds == 0,
+        )
     return report
 
 
 def _classify_within_budget(
     services: Services, classifier: Classifier, pending: Sequence[tuple[int, bytes]]
-) -> tuple[dict[int, list[Detection]], dict[int, str]]:
-    """Decode one image at a time and run the model whenever the batch or pixel budget is full."""
+) -> tuple[dict[int, list[Detection]], dict[int, str], dict[int, bytes | None]]:
+    """Decode one image at a time and run the model whenever the batch or pixel budget is full.
+
+    Each image's thumbnail (the evidence kept once its full bytes go) is made as it is decoded,
+    so no picture is held longer than its batch.
+    """
     settings = services.settings
     verdicts: dict[int, list[Detection]] = {}
     failures: dict[int, str] = {}
+    thumbnails: dict[int, bytes | None] = {}
     batch: list[tuple[int, DecodedImage]] = []
     held_pixels = 0
     for image_id, data in pending:
@@ -429,6 +441,7 @@ def _classify_within_budget(
         if isinstance(decoded, str):
             failures[image_id] = decoded
             continue
+        thumbnails[image_id] = _thumbnail(settings, decoded.picture)
         pixels = decoded.picture.width * decoded.picture.height
         if batch and (
             len(batch) >= settings.classify_batch_size
@@ -440,7 +453,16 @@ def _classify_within_budget(
         held_pixels += pixels
     if batch:
         _run_model_isolating(classifier, batch, verdicts, failures)
-    return verdicts, failures
+    return verdicts, failures, thumbnails
+
+
+def _thumbnail(settings: Settings, picture: PILImage) -> bytes | None:
+    """The evidence kept of a classified image (None when thumbnails are off)."""
+    if settings.thumbnail_pixels == 0:
+        return None
+    from monitor.images.thumbnail import make_thumbnail
+
+    return make_thumbnail(picture, side=settings.thumbnail_pixels)
 
 
 def _run_model_isolating(
@@ -550,6 +572,26 @@ def requeue_stale(
         )
         repository.touch_images(
             session=session, image_ids=to_classify, state=ImageState.FETCHED, now=now
+        )
+        retention = services.settings.image_bytes_retention_seconds
+        if retention:
+            repository.drop_expired_image_bytes(
+                session=session, classified_before=now - timedelta(seconds=retention)
+            )
+    queue.fetch(to_fetch)
+    queue.classify(to_classify)
+    return RequeueReport(fetch=len(to_fetch), classify=len(to_classify))
+
+
+def reclassify_all(*, services: Services, queue: WorkQueue) -> RequeueReport:
+    """Give every classified image to the current model again (after deploying a newer one).
+
+    Images whose bytes are kept are classified straight away; the others are fetched again. Each
+    image's current classification keeps counting until the newer one replaces it.
+    """
+    with session_scope(services.sessions) as session:
+        to_fetch, to_classify = repository.queue_for_reclassification(
+            session=session, now=services.clock()
         )
     queue.fetch(to_fetch)
     queue.classify(to_classify)

@@ -35,6 +35,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REQUIRE_SERVICES = os.environ.get("MONITOR_REQUIRE_SERVICES") == "1"
 
 TABLES = (
+    "brand_coendorsement_totals, brand_pair_totals, brand_account_totals, brand_post_days, "
+    "brand_detection_days, post_brands, "
     "detections, classifications, post_images, image_data, images, posts, collection_runs, sources"
 )
 

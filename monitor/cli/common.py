@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from monitor.config import Settings, get_settings
 from monitor.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
 
 console = Console()
 error_console = Console(stderr=True)
@@ -28,6 +30,8 @@ state = CliState()
 
 def settings() -> Settings:
     """The settings, read once; a ConfigurationError names the bad key."""
+    from monitor.config import get_settings
+
     return get_settings()
 
 
@@ -39,6 +43,15 @@ def services() -> Any:
     current = settings()
     ensure_schema(current.database, auto_upgrade=current.database.startswith("sqlite"))
     return Services.from_settings(current)
+
+
+def checked_database() -> str:
+    """The configured database's URL, schema checked, without the pipeline's imports."""
+    from monitor.storage.db import ensure_schema
+
+    current = settings()
+    ensure_schema(current.database, auto_upgrade=current.database.startswith("sqlite"))
+    return current.database
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")

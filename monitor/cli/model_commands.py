@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
 from monitor.cli.common import console, error_console, settings
-from monitor.cli.progress import PlainProgress, progress_display
 from monitor.domain import Detection
 from monitor.exceptions import ConfigurationError, ImageError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+    from rich.progress import Progress
 
+    from monitor.cli.progress import PlainProgress
     from monitor.inference.evaluation import EvaluationReport
     from monitor.inference.training import ModelInfo, TrainingProgress
 
@@ -99,6 +98,8 @@ def training_progress() -> Progress | PlainProgress:
     On standard error, so that standard output holds only results (``evaluate --json > f``); a
     live bar on a terminal, plain lines otherwise (see ``monitor.cli.progress``).
     """
+    from monitor.cli.progress import progress_display
+
     return progress_display(error_console)
 
 
@@ -182,6 +183,8 @@ def evaluate(
 
 
 def _print_evaluation(report: EvaluationReport) -> None:
+    from rich.table import Table
+
     console.print(
         f"model {report.model_version} on {report.dataset} ({report.photos_used}): "
         f"{report.logo_images} logo photos, {report.no_logo_images} logo-free pictures"

@@ -5,23 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from monitor.cli.common import console, error_console, services, settings
-from monitor.cli.progress import progress_display
 from monitor.exceptions import ConfigurationError
-from monitor.pipeline import (
-    InProcessWorkQueue,
-    collect_all,
-    requeue_stale,
-    retry_delay_seconds,
-    work_queue_for,
-)
-from monitor.storage import repository
-from monitor.storage.db import session_scope, upgrade_database
+
+if TYPE_CHECKING:
+    from monitor.pipeline import InProcessWorkQueue
+
+# Each command imports the pipeline, storage and rich.table when it runs, so `monitor --help`
+# and the commands that need none of them start fast.
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -29,6 +24,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to the configured database."""
+    from monitor.storage.db import upgrade_database
+
     upgrade_database(settings().database)
     console.print("database is at the newest schema")
 
@@ -40,6 +37,11 @@ def collect(
     """Pull new posts, store them once, and queue their images (in-process without a broker)."""
     if not names and not all_sources:
         raise ConfigurationError("name one or more sources, or pass --all")
+    from rich.table import Table
+
+    from monitor.cli.progress import progress_display
+    from monitor.pipeline import InProcessWorkQueue, collect_all, work_queue_for
+
     runtime = services()
     with progress_display() as progress:
         task = progress.add_task("collecting", total=None, detail="")
@@ -103,17 +105,31 @@ def requeue(
             help="Only images waiting longer than requeue_after_seconds (what beat does).",
         ),
     ] = False,
+    reclassify: Annotated[
+        bool,
+        typer.Option(
+            "--reclassify",
+            help="Give every classified image to the current model again (a newer model); "
+            "images whose bytes are gone are fetched again.",
+        ),
+    ] = False,
 ) -> None:
     """Queue again every image still waiting to be fetched or classified.
 
     For work a broker lost (it was down or restarted empty) or that waited for a model. Images
-    whose task is still queued get a second one, which finds the work done.
+    whose task is still queued get a second one, which finds the work done. ``--reclassify``
+    gives every classified image to the current model again.
     """
+    from monitor.pipeline import InProcessWorkQueue, reclassify_all, requeue_stale, work_queue_for
+
     runtime = services()
     queue = work_queue_for(runtime)
-    report = requeue_stale(
-        services=runtime, queue=queue, older_than_seconds=None if stale_only else 0
-    )
+    if reclassify:
+        report = reclassify_all(services=runtime, queue=queue)
+    else:
+        report = requeue_stale(
+            services=runtime, queue=queue, older_than_seconds=None if stale_only else 0
+        )
     console.print(f"re-queued {report.fetch} images to fetch and {report.classify} to classify")
     if isinstance(queue, InProcessWorkQueue):
         _print_in_process_summary(queue)
@@ -121,6 +137,11 @@ def requeue(
 
 def status() -> None:
     """Counts of posts and images by state, and the last collection of each source."""
+    from rich.table import Table
+
+    from monitor.storage import repository
+    from monitor.storage.db import session_scope
+
     runtime = services()
     with session_scope(runtime.sessions) as session:
         counts = repository.image_state_counts(session=session)
@@ -167,6 +188,8 @@ def status() -> None:
 
 def _retry_line(url: str, error: str | None, attempts: int, last_attempt: datetime) -> str:
     """One image waiting to retry: its attempts, when the next one comes, the last error."""
+    from monitor.pipeline import retry_delay_seconds
+
     current = settings()
     if current.embedded:
         next_attempt = "next attempt: `monitor requeue` or the next collect"

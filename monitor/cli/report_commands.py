@@ -7,14 +7,14 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from monitor.analytics.report import BrandReport, build_report
-from monitor.cli.common import console, parse_day, services, settings
-from monitor.storage.db import session_scope
+from monitor.cli.common import checked_database, console, parse_day, settings
+
+if TYPE_CHECKING:
+    from monitor.analytics.report import BrandReport
 
 
 class ReportFormat(StrEnum):
@@ -34,17 +34,25 @@ def report(
     plot: Annotated[Path | None, typer.Option(help="Also draw the report into this PNG.")] = None,
 ) -> None:
     """Report on one brand: mentions per day, top accounts, sources, confidence, best posts."""
+    from monitor.analytics.report import build_report
+    from monitor.exceptions import UnknownBrandError
+    from monitor.storage.db import read_scope
+
     first, last = parse_day(since, flag="--since"), parse_day(until, flag="--until")
-    runtime = services()
-    with session_scope(runtime.sessions) as session:
-        result = build_report(
-            session=session,
-            brand=brand,
-            since=first,
-            until=last,
-            top=top,
-            model_labels=_model_labels(),
-        )
+    with read_scope(checked_database()) as session:
+        try:
+            result = build_report(session=session, brand=brand, since=first, until=last, top=top)
+        except UnknownBrandError:
+            # Not in the database: a brand the model knows but has not seen yet gets a report of
+            # zeros. The model's labels are read only here, to keep the common case fast.
+            result = build_report(
+                session=session,
+                brand=brand,
+                since=first,
+                until=last,
+                top=top,
+                model_labels=_model_labels(),
+            )
     if plot is not None:
         from monitor.analytics.plot import plot_report
 
@@ -98,12 +106,19 @@ def _print_table(result: BrandReport) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[dict[str, object]]) -> None:
+    """A plain aligned table: a whole history has hundreds of days, which rich renders slowly."""
     if not rows:
         return
-    table = Table(*columns, title=title, title_justify="left")
-    for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    cells = [[("-" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
+    ]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        for line in [columns, ["-" * width for width in widths], *cells]
+    ]
+    console.print(f"[bold]{title}[/bold]")
+    console.file.write("\n".join(lines) + "\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from monitor.cli.common import console, format_seconds, parse_duration, parse_key_values, services
-from monitor.collectors.base import known_kinds, validate_options
-from monitor.storage import repository
-from monitor.storage.db import session_scope
+
+# Storage, collectors and rich.table are imported by the commands that use them, when they run.
 
 app = typer.Typer(help="Manage sources: where posts with images come from.", no_args_is_help=True)
 
@@ -39,6 +37,10 @@ def add(
     ] = None,
 ) -> None:
     """Add a source; its options are checked against its kind before anything is stored."""
+    from monitor.collectors.base import validate_options
+    from monitor.storage import repository
+    from monitor.storage.db import session_scope
+
     given = {"url": url, "path": path, "tag": tag, "account": account, "subreddit": subreddit}
     given |= {"actor": actor, "query": query, "token": token}
     options = {key: value for key, value in given.items() if value is not None}
@@ -67,6 +69,9 @@ def update(
     ] = None,
 ) -> None:
     """Change a source's schedule."""
+    from monitor.storage import repository
+    from monitor.storage.db import session_scope
+
     every_seconds = None if every in (None, "off") else parse_duration(every)
     runtime = services()
     with session_scope(runtime.sessions) as session:
@@ -78,6 +83,11 @@ def update(
 @app.command("list")
 def list_sources() -> None:
     """List sources with their schedule and last collection."""
+    from rich.table import Table
+
+    from monitor.storage import repository
+    from monitor.storage.db import session_scope
+
     runtime = services()
     with session_scope(runtime.sessions) as session:
         sources = repository.list_sources(session=session)
@@ -103,6 +113,9 @@ def list_sources() -> None:
 @app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="The source to remove.")]) -> None:
     """Remove a source and everything collected from it."""
+    from monitor.storage import repository
+    from monitor.storage.db import session_scope
+
     runtime = services()
     with session_scope(runtime.sessions) as session:
         repository.remove_source(session=session, name=name)
@@ -112,6 +125,10 @@ def remove(name: Annotated[str, typer.Argument(help="The source to remove.")]) -
 @app.command("kinds")
 def kinds() -> None:
     """List the source kinds and their options."""
+    from rich.table import Table
+
+    from monitor.collectors.base import known_kinds
+
     table = Table("kind", "options", "description")
     for name, kind in sorted(known_kinds().items()):
         table.add_row(name, ", ".join(kind.options_model.model_fields), kind.description)

@@ -11,14 +11,27 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, distinct, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    distinct,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.domain import CollectedPost, Detection
-from monitor.exceptions import ConfigurationError, UnknownSourceError
+from monitor.exceptions import ConfigurationError, StorageError, UnknownSourceError
+from monitor.storage import summaries
+from monitor.storage.counting import KNOWN_BRANDS_SQL
 from monitor.storage.tables import (
     Classification,
     CollectionRun,
@@ -81,8 +94,23 @@ def list_sources(*, session: Session) -> list[Source]:
 
 
 def remove_source(*, session: Session, name: str) -> None:
-    """Delete a source and, through cascades, its posts and their detections."""
-    session.delete(get_source(session=session, name=name))
+    """Delete a source and, through cascades, its posts and their detections.
+
+    The summaries lose exactly what the source's posts and detections counted: every image they
+    touch, and every post showing those images, is refreshed around the delete.
+    """
+    source = get_source(session=session, name=name)
+    linked = select(PostImage.image_id).join(Post).where(Post.source_id == source.id)
+    detected = select(DetectionRow.image_id).where(DetectionRow.source_id == source.id)
+    image_ids = sorted(set(session.scalars(linked.union(detected))))
+    post_ids = {
+        post_id for _, post_id, _ in summaries.posts_showing(session=session, image_ids=image_ids)
+    }
+
+    def delete() -> None:
+        session.delete(source)
+
+    summaries.refresh(session=session, image_ids=image_ids, post_ids=post_ids, change=delete)
 
 
 def claim_source(*, session: Session, source_id: int, now: datetime, lock_seconds: int) -> bool:
@@ -145,8 +173,13 @@ class StoredPosts:
 def store_posts(
     *, session: Session, source: Source, posts: Sequence[CollectedPost], now: datetime
 ) -> StoredPosts:
-    """Stage new posts and their images; posts and image URLs already stored are reused."""
+    """Stage new posts and their images; posts and image URLs already stored are reused.
+
+    A new post showing an image stored before may show an already classified image: those links
+    are made last, inside a summaries refresh, so the post counts for the brands the image shows.
+    """
     stored = StoredPosts()
+    reused: list[PostImage] = []
     for collected in posts:
         if _post_exists(session=session, collected=collected):
             continue
@@ -156,11 +189,45 @@ def store_posts(
         stored.new_post_ids.append(post.id)
         for position, image_url in enumerate(dict.fromkeys(collected.image_urls)):
             image, created = _get_or_create_image(session=session, url=image_url, now=now)
+            link = PostImage(post_id=post.id, image_id=image.id, position=position)
             if created:
                 stored.new_image_ids.append(image.id)
-            session.add(PostImage(post_id=post.id, image_id=image.id, position=position))
+                session.add(link)
+            else:
+                reused.append(link)
     session.flush()
+    if reused:
+        _link_reused_images(session=session, links=reused)
     return stored
+
+
+def _link_reused_images(*, session: Session, links: Sequence[PostImage]) -> None:
+    """Link new posts to images stored before; refresh the summaries if any is classified.
+
+    The images are locked first, so a worker classifying one of them at this moment either commits
+    before (and this refresh counts the new posts) or waits and sees the links.
+    """
+    image_ids = sorted({link.image_id for link in links})
+    summaries.lock_rows(session=session, table="images", ids=image_ids)
+    classified = session.scalar(
+        select(func.count())
+        .select_from(DetectionRow)
+        .where(DetectionRow.image_id.in_(image_ids), DetectionRow.current)
+    )
+
+    def link_all() -> None:
+        session.add_all(links)
+
+    if not classified:
+        link_all()
+        session.flush()
+        return
+    summaries.refresh(
+        session=session,
+        image_ids=image_ids,
+        post_ids={link.post_id for link in links},
+        change=link_all,
+    )
 
 
 def _post_exists(*, session: Session, collected: CollectedPost) -> bool:
@@ -349,7 +416,11 @@ def count_images_waiting_to_retry(*, session: Session) -> int:
 def fetched_images_to_classify(
     *, session: Session, image_ids: Sequence[int], model_version: str
 ) -> list[tuple[Image, bytes]]:
-    """Fetched images that this model version has not classified yet, with their bytes."""
+    """Fetched images that this model version has not classified yet, with their bytes.
+
+    Images whose full bytes were let go after classification are not among them: a newer model
+    gets them again through ``queue_for_reclassification`` (fetched anew).
+    """
     if not image_ids:
         return []
     already = select(Classification.image_id).where(
@@ -362,10 +433,75 @@ def fetched_images_to_classify(
             Image.id.in_(image_ids),
             Image.state.in_([ImageState.FETCHED, ImageState.CLASSIFIED]),
             Image.id.not_in(already),
+            ImageData.data.is_not(None),
         )
         .order_by(Image.id)
     )
-    return [(image, data) for image, data in rows.tuples()]
+    return [(image, data) for image, data in rows.tuples() if data is not None]
+
+
+def keep_evidence(
+    *, session: Session, thumbnails: dict[int, bytes | None], drop_full_bytes: bool
+) -> None:
+    """Store each classified image's thumbnail; let its full bytes go unless they are retained."""
+    if not thumbnails:
+        return
+    table = cast(Table, ImageData.__table__)
+    values: dict[str, Any] = {"thumbnail": bindparam("new_thumbnail")}
+    if drop_full_bytes:
+        values["data"] = None
+    session.execute(
+        update(table).where(table.c.image_id == bindparam("target_id")).values(values),
+        [
+            {"target_id": image_id, "new_thumbnail": thumbnail}
+            for image_id, thumbnail in sorted(thumbnails.items())
+        ],
+    )
+
+
+def drop_expired_image_bytes(*, session: Session, classified_before: datetime) -> int:
+    """Let go of the full bytes of images classified before ``classified_before``; how many."""
+    expired = select(Image.id).where(
+        Image.state == ImageState.CLASSIFIED, Image.classified_at < classified_before
+    )
+    result = session.execute(
+        update(ImageData)
+        .where(ImageData.image_id.in_(expired), ImageData.data.is_not(None))
+        .values(data=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def queue_for_reclassification(*, session: Session, now: datetime) -> tuple[list[int], list[int]]:
+    """Put every classified image back in line for a newer model: (to fetch again, to classify).
+
+    Images whose bytes are still kept go straight to classification; the others are fetched
+    again first. Their current classification keeps counting until the new one is written.
+    """
+    kept = select(ImageData.image_id).where(ImageData.data.is_not(None))
+    classified = Image.state == ImageState.CLASSIFIED
+    to_classify = list(
+        session.scalars(select(Image.id).where(classified, Image.id.in_(kept)).order_by(Image.id))
+    )
+    to_fetch = list(
+        session.scalars(
+            select(Image.id).where(classified, Image.id.not_in(kept)).order_by(Image.id)
+        )
+    )
+    session.execute(
+        update(Image)
+        .where(Image.id.in_(to_fetch))
+        .values(state=ImageState.QUEUED, queued_at=now, attempts=0)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Image)
+        .where(Image.id.in_(to_classify))
+        .values(state=ImageState.FETCHED, fetched_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return to_fetch, to_classify
 
 
 def save_classification(
@@ -377,53 +513,139 @@ def save_classification(
     now: datetime,
 ) -> bool:
     """Write one model version's verdict on an image once; False when it was already written."""
-    classification = Classification(
-        image_id=image.id,
-        model_version=model_version,
-        classified_at=now,
-        detection_count=len(detections),
-    )
-    try:
-        with session.begin_nested():
-            session.add(classification)
-            session.flush()
-    except IntegrityError:
-        return False
-    source_post = _source_post(session=session, image_id=image.id)
-    for rank, detection in enumerate(detections):
-        box = detection.box or (None, None, None, None)
-        session.add(
-            DetectionRow(
-                classification_id=classification.id,
-                rank=rank,
-                image_id=image.id,
-                post_id=source_post.id,
-                source_id=source_post.source_id,
-                model_version=model_version,
-                brand=detection.brand,
-                probability=float(detection.probability),
-                x1=box[0],
-                y1=box[1],
-                x2=box[2],
-                y2=box[3],
-                detected_at=now,
+    return save_classifications(
+        session=session, verdicts=[(image, detections)], model_version=model_version, now=now
+    )[0]
+
+
+def save_classifications(
+    *,
+    session: Session,
+    verdicts: Sequence[tuple[Image, Sequence[Detection]]],
+    model_version: str,
+    now: datetime,
+) -> list[bool]:
+    """Write one model version's verdicts on a batch of images; False where already written.
+
+    The images are locked first, so a re-delivered task waiting on the lock finds the rows written
+    and writes nothing. A new classification becomes the image's current one unless the current one
+    is newer; the summaries move from the old current verdict to the new one in the same
+    transaction.
+    """
+    image_ids = sorted({image.id for image, _ in verdicts})
+    summaries.lock_rows(session=session, table="images", ids=image_ids)
+    done = set(
+        session.scalars(
+            select(Classification.image_id).where(
+                Classification.model_version == model_version,
+                Classification.image_id.in_(image_ids),
             )
         )
-    image.state = ImageState.CLASSIFIED
-    image.classified_at = now
-    image.error = None
-    return True
+    )
+    written: list[bool] = []
+    to_write: dict[int, tuple[Image, Sequence[Detection]]] = {}
+    for image, detections in verdicts:
+        fresh = image.id not in done and image.id not in to_write
+        written.append(fresh)
+        if fresh:
+            to_write[image.id] = (image, detections)
+    if not to_write:
+        return written
+    shown = summaries.posts_showing(session=session, image_ids=to_write)
+    first_posts: dict[int, tuple[int, int]] = {}
+    for image_id, post_id, source_id in sorted(shown):
+        first_posts.setdefault(image_id, (post_id, source_id))
+    missing = set(to_write) - set(first_posts)
+    if missing:
+        raise StorageError(f"images {sorted(missing)} are shown in no post; nothing stored")
+
+    def write() -> None:
+        _write_classifications(
+            session=session,
+            verdicts=list(to_write.values()),
+            first_posts=first_posts,
+            model_version=model_version,
+            now=now,
+        )
+
+    summaries.refresh(
+        session=session,
+        image_ids=to_write,
+        post_ids={post_id for _, post_id, _ in shown},
+        change=write,
+    )
+    return written
 
 
-def _source_post(*, session: Session, image_id: int) -> Post:
-    """The first post that brought the image (detections name it; views fan out to all posts)."""
-    return session.scalars(
-        select(Post)
-        .join(PostImage)
-        .where(PostImage.image_id == image_id)
-        .order_by(Post.id)
-        .limit(1)
-    ).one()
+def _write_classifications(
+    *,
+    session: Session,
+    verdicts: Sequence[tuple[Image, Sequence[Detection]]],
+    first_posts: dict[int, tuple[int, int]],
+    model_version: str,
+    now: datetime,
+) -> None:
+    """Insert the classifications and detections; mark the newest verdict's detections current."""
+    image_ids = [image.id for image, _ in verdicts]
+    newest = {
+        image_id: classified_at
+        for image_id, classified_at in session.execute(
+            select(Classification.image_id, func.max(Classification.classified_at))
+            .where(Classification.image_id.in_(image_ids))
+            .group_by(Classification.image_id)
+        ).tuples()
+    }
+    replacing = {
+        image_id
+        for image_id in image_ids
+        if newest.get(image_id) is None or _aware(newest[image_id]) <= _aware(now)
+    }
+    if replacing:
+        session.execute(
+            update(DetectionRow)
+            .where(DetectionRow.image_id.in_(sorted(replacing)), DetectionRow.current)
+            .values(current=False)
+            .execution_options(synchronize_session=False)
+        )
+    classifications = [
+        Classification(
+            image_id=image.id,
+            model_version=model_version,
+            classified_at=now,
+            detection_count=len(detections),
+        )
+        for image, detections in verdicts
+    ]
+    session.add_all(classifications)
+    session.flush()
+    rows = []
+    for (image, detections), classification in zip(verdicts, classifications, strict=True):
+        post_id, source_id = first_posts[image.id]
+        for rank, detection in enumerate(detections):
+            box = detection.box or (None, None, None, None)
+            rows.append(
+                {
+                    "classification_id": classification.id,
+                    "rank": rank,
+                    "image_id": image.id,
+                    "post_id": post_id,
+                    "source_id": source_id,
+                    "model_version": model_version,
+                    "brand": detection.brand,
+                    "probability": float(detection.probability),
+                    "x1": box[0],
+                    "y1": box[1],
+                    "x2": box[2],
+                    "y2": box[3],
+                    "detected_at": now,
+                    "current": image.id in replacing,
+                }
+            )
+        image.state = ImageState.CLASSIFIED
+        image.classified_at = now
+        image.error = None
+    if rows:
+        session.execute(insert(DetectionRow), rows)
 
 
 def stale_image_ids(*, session: Session, state: str, older_than: datetime) -> list[int]:
@@ -483,8 +705,12 @@ def failed_images(*, session: Session, limit: int) -> list[Image]:
 
 
 def known_brands(*, session: Session) -> list[str]:
-    """Every brand that has at least one detection."""
-    return list(session.scalars(select(DetectionRow.brand).distinct().order_by(DetectionRow.brand)))
+    """Every brand that has at least one detection, in order.
+
+    One index probe per brand on ``(brand, probability)`` (a skip scan written as a recursive
+    query), not a scan of every detection.
+    """
+    return list(session.scalars(text(KNOWN_BRANDS_SQL)))
 
 
 def brand_post_counts(*, session: Session) -> list[tuple[str, int]]:

@@ -5,17 +5,25 @@ Identity rules that make the pipeline idempotent:
 - an image is unique by its URL (hash): the same image in several posts is fetched and classified once
   and linked to each post through ``post_images``;
 - a classification is unique by (image, model version): a re-delivered task writes nothing twice;
-- detections hang off their classification and are written in the same transaction.
+- detections hang off their classification and are written in the same transaction;
+- ``detections.current`` marks the detections of each image's current classification (its newest),
+  set in the transaction that writes a newer one, so readers never search for it.
+
+The summary tables at the end (``post_brands`` and the ``brand_*`` totals) are kept current by
+``monitor.storage.summaries`` in the same transactions that change what they count; the analytics
+read them instead of re-joining detections.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -26,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -138,14 +147,19 @@ class Image(Base):
 
 
 class ImageData(Base):
-    """The fetched bytes of an image, kept apart so scans of ``images`` stay light."""
+    """The fetched bytes of an image, kept apart so scans of ``images`` stay light.
+
+    ``data`` (the full bytes) is dropped once the image is classified, unless a retention is set;
+    ``thumbnail`` (a small JPEG) stays as evidence.
+    """
 
     __tablename__ = "image_data"
 
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class PostImage(Base):
@@ -203,3 +217,115 @@ class DetectionRow(Base):
     x2: Mapped[int | None] = mapped_column(Integer)
     y2: Mapped[int | None] = mapped_column(Integer)
     detected_at: Mapped[datetime] = mapped_column(Timestamp)
+    current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+# --- summaries (kept by monitor.storage.summaries) -----------------------------------------------
+
+
+class PostBrand(Base):
+    """One post showing one brand in its images' current classifications: the post-level fact.
+
+    Everything the analytics count per post (day, source, platform, account, image-only) is copied
+    here so that per-brand reads never join posts, images and detections again.
+    """
+
+    __tablename__ = "post_brands"
+    __table_args__ = (
+        Index(
+            "ix_post_brands_brand_day",
+            "brand",
+            "posted_day",
+            postgresql_include=["platform", "author_handle", "author_followers"],
+        ),
+        Index("ix_post_brands_brand_probability", "brand", "max_probability"),
+        Index(
+            "ix_post_brands_brand_account",
+            "brand",
+            "platform",
+            "author_handle",
+            "posted_day",
+            postgresql_include=["author_followers"],
+        ),
+    )
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    detections: Mapped[int] = mapped_column(Integer)
+    max_probability: Mapped[float] = mapped_column(Float)
+    posted_day: Mapped[date] = mapped_column(Date)
+    source_id: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(300))
+    author_handle: Mapped[str | None] = mapped_column(String(300))
+    author_followers: Mapped[int | None] = mapped_column(BigInteger)
+    image_only: Mapped[bool] = mapped_column(Boolean)
+
+
+class BrandDetectionDay(Base):
+    """Detections of a brand shown on a day, by the previous day their image was shown and by bin.
+
+    A detection shown on several days has one row-count per day; ``previous_day`` (the day before
+    that its image was last shown, ``NO_PREVIOUS_DAY`` for its first) lets a window count each
+    detection once: those shown in the window whose previous day is before the window.
+    """
+
+    __tablename__ = "brand_detection_days"
+
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    probability_bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    detections: Mapped[int] = mapped_column(Integer)
+
+
+class BrandPostDay(Base):
+    """Posts showing a brand per day, source and platform; those whose text never names it."""
+
+    __tablename__ = "brand_post_days"
+
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    source_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(300), primary_key=True)
+    posts: Mapped[int] = mapped_column(Integer)
+    image_only_posts: Mapped[int] = mapped_column(Integer)
+
+
+class BrandAccountTotal(Base):
+    """Posts showing a brand per account over the whole history, with followers and reach."""
+
+    __tablename__ = "brand_account_totals"
+    __table_args__ = (
+        Index("ix_brand_account_totals_brand_posts", "brand", "posts"),
+        Index("ix_brand_account_totals_account", "platform", "author_handle"),
+    )
+
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(300), primary_key=True)
+    author_handle: Mapped[str] = mapped_column(String(300), primary_key=True)
+    posts: Mapped[int] = mapped_column(Integer)
+    followers: Mapped[int | None] = mapped_column(BigInteger)
+    reach: Mapped[int] = mapped_column(BigInteger)
+    posts_with_followers: Mapped[int] = mapped_column(Integer)
+
+
+class BrandPairTotal(Base):
+    """Posts showing both brands (``brand_a`` < ``brand_b``)."""
+
+    __tablename__ = "brand_pair_totals"
+
+    brand_a: Mapped[str] = mapped_column(String(100), primary_key=True)
+    brand_b: Mapped[str] = mapped_column(String(100), primary_key=True)
+    posts: Mapped[int] = mapped_column(Integer)
+
+
+class BrandCoendorsementTotal(Base):
+    """Accounts showing both brands, stored both ways round so either brand finds it."""
+
+    __tablename__ = "brand_coendorsement_totals"
+
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    other_brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    accounts: Mapped[int] = mapped_column(Integer)
