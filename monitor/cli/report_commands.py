@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from monitor.analytics.report import BrandReport, build_report
 from monitor.cli.common import console, parse_day, services, settings
+from monitor.exceptions import ConfigurationError
 from monitor.storage.db import session_scope
+
+if TYPE_CHECKING:
+    from monitor.inference.model_dir import ModelMetadata
 
 
 class ReportFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    html = "html"
 
 
 def report(
@@ -28,14 +35,26 @@ def report(
     since: Annotated[str | None, typer.Option(help="First day, e.g. 2026-11-01.")] = None,
     until: Annotated[str | None, typer.Option(help="Last day (inclusive).")] = None,
     output_format: Annotated[
-        ReportFormat, typer.Option("--format", help="table, json or csv.")
+        ReportFormat, typer.Option("--format", help="table, json, csv or html.")
     ] = ReportFormat.table,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report into this file instead of printing it.")
+    ] = None,
     top: Annotated[int, typer.Option(help="Rows in the top-N lists.", min=1)] = 10,
+    gallery: Annotated[
+        int, typer.Option(help="html: photos in each gallery section.", min=0, max=500)
+    ] = 24,
+    seed: Annotated[int, typer.Option(help="html: seed of the gallery's random sample.")] = 0,
     plot: Annotated[Path | None, typer.Option(help="Also draw the report into this PNG.")] = None,
-) -> None:
-    """Report on one brand: mentions per day, top accounts, sources, confidence, best posts."""
+) -> Path | None:
+    """Report on one brand: mentions per day, top accounts, sources, confidence, best posts.
+
+    ``--format html --out report.html`` writes one self-contained page with the chart, the
+    accounts and a gallery of the photos with their detection boxes.
+    """
     first, last = parse_day(since, flag="--since"), parse_day(until, flag="--until")
     runtime = services()
+    model = _model_metadata()
     with session_scope(runtime.sessions) as session:
         result = build_report(
             session=session,
@@ -43,67 +62,117 @@ def report(
             since=first,
             until=last,
             top=top,
-            model_labels=_model_labels(),
+            model_labels=list(model.labels) if model else [],
         )
+        page = None
+        if output_format is ReportFormat.html:
+            from monitor.analytics.html_export import build_html_report
+
+            page = build_html_report(
+                session=session,
+                report=result,
+                generated_at=runtime.clock(),
+                gallery_size=gallery,
+                seed=seed,
+                model_thresholds={model.version: model.no_logo_threshold} if model else {},
+            )
     if plot is not None:
         from monitor.analytics.plot import plot_report
 
         plot_report(result, plot)
+    if out is None and output_format is ReportFormat.table:
+        _print_table(result, console)
+        return None
+    text = page if page is not None else _render(result, output_format)
+    if out is None:
+        sys.stdout.write(text)
+        return None
+    _write_file(out, text)
+    return out
+
+
+def _render(result: BrandReport, output_format: ReportFormat) -> str:
+    """The report as text in a non-html format."""
     if output_format is ReportFormat.json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-    elif output_format is ReportFormat.csv:
-        _write_csv(result)
-    else:
-        _print_table(result)
+        return json.dumps(result.to_dict(), indent=2) + "\n"
+    if output_format is ReportFormat.csv:
+        return _csv_text(result)
+    buffer = io.StringIO()
+    _print_table(result, Console(file=buffer, width=console.width, force_terminal=False))
+    return buffer.getvalue()
 
 
-def _model_labels() -> list[str]:
-    """Brands the configured model knows, read from its metadata without loading TensorFlow."""
+def _write_file(path: Path, text: str) -> None:
+    """Write the whole report, or nothing: a half-written file never replaces a good one."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigurationError(f"--out {path}: cannot write the file: {exc}") from exc
+
+
+def _model_metadata() -> ModelMetadata | None:
+    """The configured model's metadata (its labels, version, threshold), without TensorFlow."""
     from monitor.exceptions import ModelError
     from monitor.inference.model_dir import read_metadata
 
     try:
-        return list(read_metadata(settings().default_model_dir).labels)
+        return read_metadata(settings().default_model_dir)
     except ModelError:
-        return []  # no model yet: the brands in the database are the known ones
+        return None  # no model yet: the brands in the database are the known ones
 
 
-def _write_csv(result: BrandReport) -> None:
-    writer = csv.writer(sys.stdout)
+def _csv_text(result: BrandReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
     writer.writerow(["brand", "day", "detections", "posts"])
     for row in result.by_day:
         writer.writerow([result.brand, row["day"], row["detections"], row["posts"]])
+    return buffer.getvalue()
 
 
-def _print_table(result: BrandReport) -> None:
+def _print_table(result: BrandReport, target: Console) -> None:
     window = f"{result.since or 'start'} .. {result.until or 'now'}"
     share = f"{result.image_only_share:.0%}" if result.image_only_share is not None else "-"
-    console.print(
+    target.print(
         f"[bold]{result.brand}[/bold]  {window}\n"
         f"detections: {result.detections}   posts: {result.posts}   "
         f"image-only posts (text never names the brand): {result.image_only_posts} ({share})"
     )
     if result.posts == 0:
-        console.print("no detections in this window")
+        target.print("no detections in this window")
         return
-    _table("per day", ["day", "detections", "posts"], result.by_day)
+    _table(target, "per day", ["day", "detections", "posts"], result.by_day)
     _table(
-        "top accounts", ["author", "platform", "posts", "followers", "reach"], result.top_authors
+        target,
+        "top accounts",
+        ["author", "platform", "posts", "followers", "reach"],
+        result.top_authors,
     )
-    _table("sources", ["source", "posts"], result.sources)
-    _table("platforms", ["platform", "posts"], result.platforms)
-    _table("probability", ["from", "to", "detections"], result.probability_histogram)
-    _table("most confident posts", ["probability", "author", "posted_at", "url"], result.top_posts)
-    _table("also shown by the same accounts", ["brand", "accounts"], result.co_endorsed_brands)
+    _table(target, "sources", ["source", "posts"], result.sources)
+    _table(target, "platforms", ["platform", "posts"], result.platforms)
+    _table(target, "probability", ["from", "to", "detections"], result.probability_histogram)
+    _table(
+        target,
+        "most confident posts",
+        ["probability", "author", "posted_at", "url"],
+        result.top_posts,
+    )
+    _table(
+        target, "also shown by the same accounts", ["brand", "accounts"], result.co_endorsed_brands
+    )
 
 
-def _table(title: str, columns: list[str], rows: list[dict[str, object]]) -> None:
+def _table(target: Console, title: str, columns: list[str], rows: list[dict[str, object]]) -> None:
     if not rows:
         return
     table = Table(*columns, title=title, title_justify="left")
     for row in rows:
         table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    target.print(table)
 
 
 def register(app: typer.Typer) -> None:
