@@ -34,7 +34,12 @@ THUMBNAIL_SIDE = 480
 THUMBNAIL_QUALITY = 80
 EXCERPT_CHARACTERS = 280
 DOUBT_MARGIN = 0.10
-"""Detections whose probability is below the model's threshold plus this are called doubtful."""
+"""Detections whose probability is below the model's threshold plus this are called doubtful.
+
+The threshold applies to the logo probability (1 - P(no logo)), the stored probability is the
+named brand's, which is at most that: a detection under the threshold was reported because the
+brands together reached it, one just above it barely made it. Both are worth a reviewer's look.
+"""
 
 _SAMPLE_MULTIPLIER = 1103515245
 _SAMPLE_MODULUS = 2147483647
@@ -254,8 +259,9 @@ def _doubt_cut(
         threshold = thresholds[version]
         cut = min(threshold + DOUBT_MARGIN, 1.0)
         return cut, (
-            f"probability below {cut:.2f}: within {DOUBT_MARGIN:.2f} of model {version}'s "
-            f"threshold {threshold:.2f}"
+            f"probability below {cut:.2f}: under or within {DOUBT_MARGIN:.2f} of model "
+            f"{version}'s threshold {threshold:.2f} (a brand's probability under the threshold "
+            "means the model saw a logo but hesitated over whose)"
         )
     count = session.scalar(select(func.count()).select_from(post_detections).where(where)) or 0
     decile = session.scalar(

@@ -20,6 +20,7 @@ import html
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from monitor.analytics.gallery import Gallery, GalleryItem, account_url
@@ -197,6 +198,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
 
 
 def _number(value: object) -> str:
+    """Counts with thousands separators (PostgreSQL's sums arrive as Decimal)."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
     return _text(f"{value:,}" if isinstance(value, int) else value)
 
 

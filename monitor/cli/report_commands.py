@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -83,7 +84,7 @@ def report(
     if out is None and output_format is ReportFormat.table:
         _print_table(result, console)
         return None
-    text = page if page is not None else _render(result, output_format)
+    text = page if page is not None else render_text(result, output_format)
     if out is None:
         sys.stdout.write(text)
         return None
@@ -91,15 +92,22 @@ def report(
     return out
 
 
-def _render(result: BrandReport, output_format: ReportFormat) -> str:
+def render_text(result: BrandReport, output_format: ReportFormat) -> str:
     """The report as text in a non-html format."""
     if output_format is ReportFormat.json:
-        return json.dumps(result.to_dict(), indent=2) + "\n"
+        return json.dumps(result.to_dict(), indent=2, default=_json_number) + "\n"
     if output_format is ReportFormat.csv:
         return _csv_text(result)
     buffer = io.StringIO()
     _print_table(result, Console(file=buffer, width=console.width, force_terminal=False))
     return buffer.getvalue()
+
+
+def _json_number(value: object) -> int | float:
+    """PostgreSQL sums BIGINT columns (followers into reach) as NUMERIC, which arrives as Decimal."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _write_file(path: Path, text: str) -> None:

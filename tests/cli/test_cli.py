@@ -194,3 +194,40 @@ def test_a_source_that_keeps_failing_is_unhealthy_in_status(
     empty = next(line for line in out.splitlines() if "empty" in line)
     assert "unhealthy" in dead and "3" in dead
     assert "ok" in empty and "unhealthy" not in empty
+
+
+def test_report_writes_every_format_to_out(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.config import get_settings
+    from monitor.inference.tiny import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model", labels=["acme"], no_logo_threshold=0.0)
+    monkeypatch.setenv("MONITOR_MODEL_DIR", str(model))
+    get_settings.cache_clear()
+    write_photos(tmp_path / "photos", 3)
+    run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path / "photos"))
+    run(capsys, "collect", "pics")
+    out = tmp_path / "reports"
+    for output_format in ("html", "json", "csv", "table"):
+        target = out / f"acme.{output_format}"
+        code, printed, err = run(
+            capsys, "report", "--brand", "acme", "--format", output_format, "--out", str(target)
+        )
+        assert (code, printed, err) == (0, "", "")
+        assert target.stat().st_size > 0
+    page = (out / "acme.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    # every photo inline (no server needed): the three posts, some in more than one section
+    assert page.count("<img ") == page.count('<img src="data:image/jpeg;base64,') >= 3
+    assert json.loads((out / "acme.json").read_text())["detections"] == 3
+    assert (out / "acme.csv").read_text().startswith("brand,day,detections,posts")
+    assert "detections: 3" in (out / "acme.table").read_text()
+    assert not list(out.glob("*.partial"))
+
+    code, _, err = run(capsys, "report", "--brand", "acme", "--format", "html", "--out", str(out))
+    assert code == 1 and f"--out {out}: cannot write the file" in " ".join(err.split())
+    assert "Traceback" not in err
