@@ -20,12 +20,13 @@ from typing import Any
 from urllib.parse import quote
 
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 from sqlalchemy import BigInteger, and_, cast, desc, func, select
 from sqlalchemy.orm import Session
 
 from monitor.analytics.views import post_detections
 from monitor.domain import Box
+from monitor.images.decode import to_rgb
 from monitor.storage.tables import Image, ImageData
 
 THUMBNAIL_SIDE = 480
@@ -100,14 +101,27 @@ def evidence_image(*, session: Session, image_id: int) -> EvidenceImage | None:
     if data is None:
         return None
     try:
-        with PILImage.open(io.BytesIO(data.data)) as photo:
-            photo.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # JPEG: decode at reduced scale
-            photo.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-            buffer = io.BytesIO()
-            photo.convert("RGB").save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
-    except (UnidentifiedImageError, OSError, ValueError):
+        return EvidenceImage(data=thumbnail_jpeg(data.data), media_type="image/jpeg")
+    except (UnidentifiedImageError, OSError, ValueError, PILImage.DecompressionBombError):
         return None
-    return EvidenceImage(data=buffer.getvalue(), media_type="image/jpeg")
+
+
+def thumbnail_jpeg(data: bytes, side: int = THUMBNAIL_SIDE) -> bytes:
+    """``data`` as a JPEG at most ``side`` pixels a side, in the frame its boxes were found in.
+
+    The classifier saw the photo upright (EXIF orientation applied) with transparency on white
+    (``monitor.images.decode``), and its boxes are in that frame; the thumbnail is that same frame
+    scaled down evenly, so a box placed in percent of the photo lands on the same pixels. JPEGs are
+    decoded at a reduced scale (``draft``), several times faster for phone-sized photos.
+    """
+    with PILImage.open(io.BytesIO(data)) as photo:
+        photo.draft("RGB", (side, side))
+        upright = ImageOps.exif_transpose(photo) or photo
+        picture = to_rgb(upright)
+        picture.thumbnail((side, side))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
 
 
 def account_url(platform: str | None, handle: str | None) -> str | None:
@@ -144,11 +158,13 @@ def build_gallery(
     probabilities is the doubtful band instead.
     """
     where = _window(brand=brand, since=since, until=until)
-    confident = _rows(session=session, where=where, order=[desc(post_detections.c.probability)])
+    confident = _rows(
+        session=session, where=where, order=[desc(post_detections.c.probability)], limit=4 * size
+    )
     chosen = _distinct_posts(confident, limit=size, exclude=set())
-    shown = {row["detection_id"] for row in chosen}
+    shown = {row["image_id"] for row in chosen}
     sample = _distinct_posts(
-        _rows(session=session, where=where, order=[_sample_key(seed)], limit=3 * size + len(shown)),
+        _rows(session=session, where=where, order=[_sample_key(seed)], limit=4 * size + len(shown)),
         limit=size,
         exclude=shown,
     )
@@ -160,6 +176,7 @@ def build_gallery(
                 session=session,
                 where=and_(where, post_detections.c.probability < doubt_below),
                 order=[post_detections.c.probability],
+                limit=4 * size,
             ),
             limit=size,
             exclude=set(),
@@ -191,8 +208,9 @@ def _sample_key(seed: int) -> Any:
 
 
 def _rows(
-    *, session: Session, where: Any, order: Sequence[Any], limit: int = 200
+    *, session: Session, where: Any, order: Sequence[Any], limit: int
 ) -> list[dict[str, Any]]:
+    """Detections with their post and image, in ``order``; more than the cards, for the dedup."""
     view = post_detections
     query = (
         select(
@@ -227,14 +245,17 @@ def _rows(
 def _distinct_posts(
     rows: Iterable[dict[str, Any]], *, limit: int, exclude: set[int]
 ) -> list[dict[str, Any]]:
-    """At most one card per post and per photo: a photo shared by many posts is shown once."""
+    """At most one card per post and per photo: a photo shared by many posts is shown once.
+
+    ``exclude`` holds images shown already (in the most confident set).
+    """
     chosen: list[dict[str, Any]] = []
     posts: set[int] = set()
     images: set[int] = set()
     for row in rows:
         if len(chosen) >= limit:
             break
-        if row["detection_id"] in exclude or row["post_id"] in posts or row["image_id"] in images:
+        if row["image_id"] in exclude or row["post_id"] in posts or row["image_id"] in images:
             continue
         chosen.append(row)
         posts.add(row["post_id"])

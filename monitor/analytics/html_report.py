@@ -143,10 +143,10 @@ def safe_url(url: str | None) -> str | None:
 
 
 def _link(url: str | None, label: str) -> str:
-    """A link where the URL is http(s); the label alone (with the URL as text) otherwise."""
+    """``label`` linked to ``url`` where that is http(s); the label alone otherwise."""
     href = safe_url(url)
     if href is None:
-        return _text(label) if label else f'<span class="url">{_text(url)}</span>'
+        return _text(label)
     return (
         f'<a href="{_attribute(href)}" rel="noopener noreferrer nofollow" target="_blank">'
         f"{_text(label)}</a>"
@@ -330,25 +330,33 @@ def _gallery_section(title: str, intro: str, items: Sequence[GalleryItem]) -> st
 
 
 def _card(item: GalleryItem) -> str:
+    """One post: the photo with its box, then brand, probability, author, date, text, link."""
     when = item.posted_at.strftime("%Y-%m-%d %H:%M") if item.posted_at else "date unknown"
-    author = item.author_name or item.author or "unknown author"
-    who = _link(item.author_url, author) if item.author_url else _text(author)
-    if item.post_url:
-        post = (
-            _link(item.post_url, "open the post")
-            if safe_url(item.post_url)
-            else (f'<span class="url">{_text(item.post_url)}</span>')
-        )
-    else:
-        post = '<span class="muted">no link to the post</span>'
     excerpt = f'<p class="excerpt">{_text(item.text_excerpt)}</p>' if item.text_excerpt else ""
     return (
         f'<figure class="card" data-detection="{item.detection_id}">{_photo(item)}'
         f"<figcaption><p><strong>{_text(item.brand)}</strong>"
         f'<span class="prob">{item.probability:.2f}</span></p>'
-        f'<p>{who} <span class="muted">· {_text(item.platform)} · {_text(when)}</span></p>'
-        f"{excerpt}<p>{post}</p></figcaption></figure>"
+        f'<p>{_author(item)} <span class="muted">· {_text(item.platform)} · {_text(when)}</span>'
+        f"</p>{excerpt}<p>{_post_link(item.post_url)}</p></figcaption></figure>"
     )
+
+
+def _author(item: GalleryItem) -> str:
+    """The author's name (linked to the account where known), with the handle when it differs."""
+    label = item.author_name or item.author or "unknown author"
+    shown = _link(item.author_url, label)
+    if item.author_name and item.author and item.author != item.author_name:
+        shown += f' <span class="muted">{_text(item.author)}</span>'
+    return shown
+
+
+def _post_link(url: str | None) -> str:
+    if not url:
+        return '<span class="muted">no link to the post</span>'
+    if safe_url(url) is None:
+        return f'<span class="url">{_text(url)}</span>'  # shown, not clickable
+    return _link(url, "open the post")
 
 
 def _photo(item: GalleryItem) -> str:
@@ -357,13 +365,13 @@ def _photo(item: GalleryItem) -> str:
     sized = bool(width and height and width > 0 and height > 0)
     ratio = f"aspect-ratio:{width}/{height}" if sized else "aspect-ratio:4/3"
     source = _image_source(item)
-    alt = f"photo in the post by {item.author or 'unknown author'}"
+    alt = _attribute(f"photo in the post by {item.author or 'unknown author'}")
     if source is None:
         picture = '<div class="none">photo not kept</div>'
-    else:
-        picture = f'<img src="{_attribute(source)}" alt="{_attribute(alt)}">'
-        if not source.startswith("data:"):
-            picture = picture.replace("<img ", '<img referrerpolicy="no-referrer" ', 1)
+    elif source.startswith("data:"):
+        picture = f'<img src="{_attribute(source)}" alt="{alt}">'
+    else:  # the original URL: the page is opened offline too, so nothing else is sent along
+        picture = f'<img referrerpolicy="no-referrer" src="{_attribute(source)}" alt="{alt}">'
     box = _box(item) if sized else ""
     return f'<div class="photo" style="{ratio}">{picture}{box}</div>'
 

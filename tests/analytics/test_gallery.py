@@ -12,6 +12,7 @@ from monitor.analytics.gallery import (
     build_gallery,
     evidence_image,
     excerpt,
+    thumbnail_jpeg,
 )
 from monitor.pipeline import Services
 from monitor.storage.db import session_scope
@@ -148,3 +149,25 @@ def test_excerpt_is_one_line_cut_at_a_word() -> None:
     assert excerpt("  two\n\nlines  ") == "two lines"
     assert excerpt("alpha beta gamma", limit=12) == "alpha beta…"
     assert excerpt(None) == ""
+
+
+def test_thumbnails_are_upright_as_the_classifier_saw_the_photo() -> None:
+    """A phone photo stored sideways with EXIF orientation 6: its boxes are in the upright frame."""
+    stored = Image.new("RGB", (1200, 800), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 100, 800))  # the stored left edge is the upright top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", exif=exif)
+    with Image.open(io.BytesIO(thumbnail_jpeg(buffer.getvalue()))) as thumbnail:
+        assert thumbnail.size == (320, 480)
+        red, _, blue = thumbnail.convert("RGB").getpixel((160, 10))
+        assert red > 200 and blue < 60
+
+
+def test_transparent_photos_are_shown_on_white() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (64, 32), (0, 0, 0, 0)).save(buffer, format="PNG")
+    with Image.open(io.BytesIO(thumbnail_jpeg(buffer.getvalue()))) as thumbnail:
+        assert thumbnail.size == (64, 32)
+        assert min(thumbnail.convert("RGB").getpixel((5, 5))) > 240

@@ -231,3 +231,38 @@ def test_report_writes_every_format_to_out(
     code, _, err = run(capsys, "report", "--brand", "acme", "--format", "html", "--out", str(out))
     assert code == 1 and f"--out {out}: cannot write the file" in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_json_and_html_reports_on_postgres(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL sums followers as NUMERIC: the reports still write plain numbers."""
+    from monitor.config import get_settings, load_settings
+    from monitor.pipeline import Services
+    from monitor.storage.db import session_factory
+    from tests.analytics.factories import PhotoPost, store_photo_posts
+
+    services = Services(
+        settings=load_settings(home=tmp_path, database_url=database_url),
+        sessions=session_factory(database_url),
+    )
+    store_photo_posts(
+        services,
+        [
+            PhotoPost("1", [("acme", 0.9, (10, 10, 90, 90))], author="bo", followers=3_000_000),
+            PhotoPost("2", [("acme", 0.8, (10, 10, 90, 90))], author="bo", followers=3_000_000),
+        ],
+    )
+    monkeypatch.setenv("MONITOR_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    code, out, err = run(capsys, "report", "--brand", "acme", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["top_authors"][0]["reach"] == 6_000_000
+    page = tmp_path / "acme.html"
+    code, _, err = run(capsys, "report", "--brand", "acme", "--format", "html", "--out", str(page))
+    assert code == 0, err
+    assert "6,000,000" in page.read_text(encoding="utf-8")
