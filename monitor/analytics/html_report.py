@@ -30,6 +30,8 @@ from monitor.analytics.trend import Trend
 PLATFORM_COLOURS = ("#3b6fb6", "#d9822b", "#4a9a5b", "#a04f9e", "#6b7a8f", "#c8553d")
 BOX_COLOUR = "#ffd000"
 """The detection box's colour; nothing else on the page uses it (the browser test looks for it)."""
+BOX_BORDER_PIXELS = 3
+"""The box's border, inside its edges: the box's outer edge is the detection's edge."""
 
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 CONTENT_SECURITY_POLICY = (
@@ -62,13 +64,15 @@ align-items:start}
 .photo img{position:absolute;left:0;top:0;width:100%;height:100%;display:block}
 .photo .none{position:absolute;inset:0;display:flex;align-items:center;justify-content:center;
 color:#5b6474}
-.box{position:absolute;box-sizing:border-box;border:3px solid #ffd000;
-outline:1px solid rgba(0,0,0,.7)}
 figcaption{padding:8px 10px 10px}figcaption p{margin:2px 0;overflow-wrap:anywhere}
 .prob{font-variant-numeric:tabular-nums;background:#1d2430;color:#fff;border-radius:4px;
 padding:0 5px;margin-left:4px}.excerpt{color:#333b48}.url{color:#5b6474}
 a{color:#1f5fbf}
 """
+BOX_STYLE = (
+    f".box{{position:absolute;box-sizing:border-box;border:{BOX_BORDER_PIXELS}px solid "
+    f"{BOX_COLOUR};outline:1px solid rgba(0,0,0,.7)}}"
+)
 
 
 def render_report_html(
@@ -106,7 +110,7 @@ def render_report_html(
         f'<meta http-equiv="Content-Security-Policy" content="{_attribute(CONTENT_SECURITY_POLICY)}">'
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{_text(title)}</title><style>{STYLE}</style></head>\n"
+        f"<title>{_text(title)}</title><style>{STYLE}{BOX_STYLE}</style></head>\n"
         f"<body><main>\n{''.join(body)}\n</main></body></html>\n"
     )
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from monitor.analytics.html_export import build_html_report
-from monitor.analytics.html_report import BOX_COLOUR
+from monitor.analytics.html_report import BOX_BORDER_PIXELS, BOX_COLOUR
 from monitor.analytics.report import build_report
 from monitor.domain import Box
 from monitor.pipeline import Services
@@ -49,7 +49,6 @@ BROWSER_FLAGS = (
     "--force-device-scale-factor=1",
 )
 WINDOW = (1000, 1600)
-BORDER_PIXELS = 3  # the .box border width in the page's style
 TOLERANCE_PIXELS = 2.0
 
 
@@ -139,10 +138,10 @@ def assert_box_over_the_mark(pixels: np.ndarray, box: Box, size: tuple[int, int]
     assert outline == pytest.approx(expected, abs=TOLERANCE_PIXELS)
     # the photo's own mark shows inside the outline, right up to its inner edge
     inner = (
-        expected[0] + BORDER_PIXELS,
-        expected[1] + BORDER_PIXELS,
-        expected[2] - BORDER_PIXELS,
-        expected[3] - BORDER_PIXELS,
+        expected[0] + BOX_BORDER_PIXELS,
+        expected[1] + BOX_BORDER_PIXELS,
+        expected[2] - BOX_BORDER_PIXELS,
+        expected[3] - BOX_BORDER_PIXELS,
     )
     assert bounds(pixels, MARK_COLOUR) == pytest.approx(inner, abs=TOLERANCE_PIXELS)
 
