@@ -223,6 +223,7 @@ def test_report_writes_every_format_to_out(
     assert page.startswith("<!DOCTYPE html>")
     # every photo inline (no server needed): the three posts, some in more than one section
     assert page.count("<img ") == page.count('<img src="data:image/jpeg;base64,') >= 3
+    assert "threshold 0.00" in page  # the doubtful band comes from the configured model
     assert json.loads((out / "acme.json").read_text())["detections"] == 3
     assert (out / "acme.csv").read_text().startswith("brand,day,detections,posts")
     assert "detections: 3" in (out / "acme.table").read_text()
