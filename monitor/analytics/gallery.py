@@ -42,6 +42,7 @@ named brand's, which is at most that: a detection under the threshold was report
 brands together reached it, one just above it barely made it. Both are worth a reviewer's look.
 """
 
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _SAMPLE_MULTIPLIER = 1103515245
 _SAMPLE_MODULUS = 2147483647
 
@@ -133,7 +134,10 @@ def account_url(platform: str | None, handle: str | None) -> str | None:
     kind, _, host = (platform or "").partition(":")
     if kind == "mastodon" and host:
         user, _, user_host = handle.lstrip("@").partition("@")
-        return f"https://{user_host or host}/@{quote(user, safe='')}"
+        server = user_host or host
+        if not _HOST.fullmatch(server):
+            return None
+        return f"https://{server}/@{quote(user, safe='')}"
     if kind == "bluesky":
         return f"https://bsky.app/profile/{quote(handle, safe=':.')}"
     if kind == "reddit":

@@ -47,7 +47,7 @@ def report(
     ] = 24,
     seed: Annotated[int, typer.Option(help="html: seed of the gallery's random sample.")] = 0,
     plot: Annotated[Path | None, typer.Option(help="Also draw the report into this PNG.")] = None,
-) -> Path | None:
+) -> None:
     """Report on one brand: mentions per day, top accounts, sources, confidence, best posts.
 
     ``--format html --out report.html`` writes one self-contained page with the chart, the
@@ -82,14 +82,13 @@ def report(
 
         plot_report(result, plot)
     if out is None and output_format is ReportFormat.table:
-        _print_table(result, console)
-        return None
+        _print_table(result, console)  # in the terminal's colours
+        return
     text = page if page is not None else render_text(result, output_format)
     if out is None:
         sys.stdout.write(text)
-        return None
-    _write_file(out, text)
-    return out
+    else:
+        _write_file(out, text)
 
 
 def render_text(result: BrandReport, output_format: ReportFormat) -> str:

@@ -140,6 +140,7 @@ def test_account_urls_only_where_the_platform_names_one() -> None:
     assert account_url("rss:https://blog.example/feed", "https://blog.example/me") == (
         "https://blog.example/me"
     )
+    assert account_url("mastodon:mastodon.social", "bo@evil.example/x?") is None
     assert account_url("jsonl:export", "ana") is None
     assert account_url("reddit", None) is None
     assert account_url("reddit", "a/../b?x") == "https://www.reddit.com/user/a%2F..%2Fb%3Fx"
