@@ -68,6 +68,7 @@ figcaption{padding:8px 10px 10px}figcaption p{margin:2px 0;overflow-wrap:anywher
 .prob{font-variant-numeric:tabular-nums;background:#1d2430;color:#fff;border-radius:4px;
 padding:0 5px;margin-left:4px}.excerpt{color:#333b48}.url{color:#5b6474}
 a{color:#1f5fbf}
+.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(240px,1fr));gap:18px}
 """
 BOX_STYLE = (
     f".box{{position:absolute;box-sizing:border-box;border:{BOX_BORDER_PIXELS}px solid "
@@ -88,6 +89,7 @@ def render_report_html(
         _trend_section(trend),
         _accounts_section(report),
         _coendorsed_section(report),
+        _sources_section(report),
         _gallery_section(
             "Most confident posts",
             "The posts where the model is surest it sees the brand.",
@@ -236,6 +238,37 @@ def _coendorsed_section(report: BrandReport) -> str:
     ]
     table = _table(["brand", "accounts showing both"], rows, {1})
     return f"<section><h2>Also shown by the same accounts</h2>{table}</section>"
+
+
+def _sources_section(report: BrandReport) -> str:
+    """Posts per platform and per source, and how sure the model was, side by side."""
+    if not report.platforms and not report.sources:
+        return ""
+    platforms = _table(
+        ["platform", "posts"],
+        [[_text(row.get("platform")), _number(row.get("posts"))] for row in report.platforms],
+        {1},
+    )
+    sources = _table(
+        ["source", "posts"],
+        [[_text(row.get("source")), _number(row.get("posts"))] for row in report.sources],
+        {1},
+    )
+    confidence = _table(
+        ["probability", "detections"],
+        [
+            [
+                _text(f"{row.get('from', 0):.1f} to {row.get('to', 1):.1f}"),
+                _number(row.get("detections")),
+            ]
+            for row in report.probability_histogram
+        ],
+        {1},
+    )
+    return (
+        '<section><h2>Platforms, sources and confidence</h2><div class="columns">'
+        f"<div>{platforms}</div><div>{sources}</div><div>{confidence}</div></div></section>"
+    )
 
 
 # --- the chart ---------------------------------------------------------------------------------

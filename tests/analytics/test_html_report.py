@@ -68,6 +68,9 @@ def report(**overrides: object) -> BrandReport:
             {"author": "cy", "platform": "jsonl:x", "posts": 1, "followers": None, "reach": None},
         ],
         "co_endorsed_brands": [{"brand": "globex", "accounts": 4}],
+        "platforms": [{"platform": "reddit", "posts": 600}, {"platform": "bluesky", "posts": 400}],
+        "sources": [{"source": "r/cars", "posts": 1000}],
+        "probability_histogram": [{"from": 0.9, "to": 1.0, "detections": 1234}],
     }
     values.update(overrides)
     return BrandReport(**values)  # type: ignore[arg-type]
@@ -130,7 +133,8 @@ class Page(HTMLParser):
 def test_the_page_shows_the_figures_chart_accounts_and_brands() -> None:
     page = render()
     text = " ".join(Page(page).text)
-    for expected in ("1,234", "1,000", "54,321", "85%", "2026-11-01 to 2026-11-30", "globex"):
+    expected_texts = ("1,234", "1,000", "54,321", "85%", "2026-11-01 to 2026-11-30", "globex")
+    for expected in (*expected_texts, "r/cars", "0.9 to 1.0", "600"):
         assert expected in text
     svg = re.search(r"<svg.*?</svg>", page, re.S)
     assert svg is not None
@@ -195,6 +199,8 @@ def hostile_page() -> str:
             brand="<b>acme</b>",
             top_authors=authors,
             co_endorsed_brands=[{"brand": HOSTILE_TEXT, "accounts": 1}],
+            platforms=[{"platform": HOSTILE_TEXT, "posts": 1}],
+            sources=[{"source": HOSTILE_NAME, "posts": 1}],
         ),
         trend([HOSTILE_TEXT, "<i>b</i>"]),
         gallery(*hostile_items, doubtful=hostile_items[:1]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from monitor.analytics.report import build_report
 from monitor.analytics.trend import OTHER, mentions_trend
 from monitor.pipeline import Services
 from monitor.storage.db import session_scope
@@ -52,3 +53,20 @@ def test_platforms_beyond_the_fifth_are_summed_as_other(services: Services) -> N
         trend = mentions_trend(session=session, brand="acme")
     assert trend.platforms == ["p0", "p1", "p2", "p3", OTHER]
     assert trend.periods[0].posts[OTHER] == 3
+
+
+def test_the_chart_counts_what_the_report_counts(services: Services) -> None:
+    posts = [
+        PhotoPost(str(n), [("acme", 0.9, None)] * (1 + n % 2), day=1 + n % 9, platform=f"p{n % 3}")
+        for n in range(30)
+    ]
+    store_photo_posts(services, posts)
+    with session_scope(services.sessions) as session:
+        trend = mentions_trend(session=session, brand="acme")
+        report = build_report(session=session, brand="acme")
+    per_day = {p.start.isoformat(): p.total for p in trend.periods if p.total}
+    assert per_day == {row["day"]: row["posts"] for row in report.by_day}
+    per_platform = {
+        name: sum(p.posts.get(name, 0) for p in trend.periods) for name in trend.platforms
+    }
+    assert per_platform == {row["platform"]: row["posts"] for row in report.platforms}
