@@ -24,6 +24,8 @@ from monitor.storage import repository
 from monitor.storage.db import session_scope
 
 DEMO_SOURCE = "demo-export"
+DEMO_GALLERY_SIZE = 6
+"""Cards per gallery section: the demo's few dozen posts fill every section with six."""
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DemoResult:
     classified: int
     detections: int
     top_brand: str | None
+    html_report: Path | None = None
 
 
 def prepare_sample(home: Path) -> tuple[Path, Path]:
@@ -120,11 +123,36 @@ def run_demo(*, services: Services, progress: Callable[[Any], None] | None = Non
         raise ModelError(queue.model_error)
     with session_scope(services.sessions) as session:
         brands = repository.brand_post_counts(session=session)
+    top_brand = brands[0][0] if brands else None
     return DemoResult(
         model_dir=model_dir,
         trained=trained,
         collect=collected,
         classified=sum(r.classified for r in queue.classify_reports),
         detections=sum(r.detections for r in queue.classify_reports),
-        top_brand=brands[0][0] if brands else None,
+        top_brand=top_brand,
+        html_report=write_html_report(services=services, brand=top_brand, model_dir=model_dir)
+        if top_brand
+        else None,
     )
+
+
+def write_html_report(*, services: Services, brand: str, model_dir: Path) -> Path:
+    """The brand's HTML report (photos with their boxes) in ``home/reports/BRAND.html``."""
+    from monitor.analytics.html_export import build_html_report
+    from monitor.analytics.report import build_report
+    from monitor.inference.model_dir import read_metadata
+
+    metadata = read_metadata(model_dir)
+    with session_scope(services.sessions) as session:
+        page = build_html_report(
+            session=session,
+            report=build_report(session=session, brand=brand, top=10),
+            generated_at=services.clock(),
+            gallery_size=DEMO_GALLERY_SIZE,
+            model_thresholds={metadata.version: metadata.no_logo_threshold},
+        )
+    path = services.settings.home / "reports" / f"{brand}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

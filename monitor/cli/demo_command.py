@@ -9,7 +9,7 @@ from monitor.exceptions import ConfigurationError
 
 
 def demo() -> None:
-    """Render a sample, train a small model, collect, classify, store, and print a report."""
+    """Render a sample, train a small model, collect, classify, store, print and write a report."""
     from monitor.demo import run_demo
 
     current = settings()
@@ -56,6 +56,8 @@ def demo() -> None:
         top=5,
         plot=None,
     )
+    if result.html_report is not None:
+        console.print(f"\nhtml report (photos with their boxes): {result.html_report}")
 
 
 def register(app: typer.Typer) -> None:

@@ -205,3 +205,76 @@ def test_a_misspelt_setting_stops_the_program_with_the_closest_name(
     assert "unknown setting MONITOR_ALLOW_PRIVATE_URLS" in err
     assert "MONITOR_ALLOW_PRIVATE_IMAGE_HOSTS" in err
     assert "Traceback" not in err + out
+
+
+def test_report_writes_every_format_to_out(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.config import get_settings
+    from monitor.inference.tiny import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model", labels=["acme"], no_logo_threshold=0.0)
+    monkeypatch.setenv("MONITOR_MODEL_DIR", str(model))
+    get_settings.cache_clear()
+    write_photos(tmp_path / "photos", 3)
+    run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path / "photos"))
+    run(capsys, "collect", "pics")
+    out = tmp_path / "reports"
+    for output_format in ("html", "json", "csv", "table"):
+        target = out / f"acme.{output_format}"
+        code, printed, err = run(
+            capsys, "report", "--brand", "acme", "--format", output_format, "--out", str(target)
+        )
+        assert (code, printed, err) == (0, "", "")
+        assert target.stat().st_size > 0
+    page = (out / "acme.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    # every photo inline (no server needed): the three posts, some in more than one section
+    assert page.count("<img ") == page.count('<img src="data:image/jpeg;base64,') >= 3
+    assert "threshold 0.000" in page  # the doubtful band comes from the configured model
+    assert json.loads((out / "acme.json").read_text())["detections"] == 3
+    assert (out / "acme.csv").read_text().startswith("brand,day,detections,posts")
+    assert "detections: 3" in (out / "acme.table").read_text()
+    assert not list(out.glob("*.partial"))
+
+    code, _, err = run(capsys, "report", "--brand", "acme", "--format", "html", "--out", str(out))
+    assert code == 1 and f"--out {out}: cannot write the file" in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+def test_json_and_html_reports_on_postgres(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL sums followers as NUMERIC: the reports still write plain numbers."""
+    from monitor.config import get_settings, load_settings
+    from monitor.pipeline import Services
+    from monitor.storage.db import session_factory
+    from tests.analytics.factories import PhotoPost, store_photo_posts
+
+    services = Services(
+        settings=load_settings(home=tmp_path, database_url=database_url),
+        sessions=session_factory(database_url),
+    )
+    store_photo_posts(
+        services,
+        [
+            PhotoPost("1", [("acme", 0.9, (10, 10, 90, 90))], author="bo", followers=3_000_000),
+            PhotoPost("2", [("acme", 0.8, (10, 10, 90, 90))], author="bo", followers=3_000_000),
+        ],
+    )
+    monkeypatch.setenv("MONITOR_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    code, out, err = run(capsys, "report", "--brand", "acme", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["top_authors"][0]["reach"] == 6_000_000
+    page = tmp_path / "acme.html"
+    code, _, err = run(capsys, "report", "--brand", "acme", "--format", "html", "--out", str(page))
+    assert code == 0, err
+    assert "6,000,000" in page.read_text(encoding="utf-8")
