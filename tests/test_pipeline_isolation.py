@@ -196,7 +196,10 @@ def test_classification_holds_no_connection_and_keeps_to_the_pixel_budget(
     urls = [file_server.add(f"/{n}.jpg", jpeg_bytes((220, 20, 20), (400, 300))) for n in range(6)]
     add_fake_source(services, "feed", [fake_post(str(n), url) for n, url in enumerate(urls)])
     budgeted = Services(
-        settings=services.settings.model_copy(update={"classify_pixel_budget": 250_000}),
+        # bytes kept after classification, so that a second model version classifies them too
+        settings=services.settings.model_copy(
+            update={"classify_pixel_budget": 250_000, "image_bytes_retention_seconds": 86_400}
+        ),
         sessions=services.sessions,
         clock=services.clock,
     )

@@ -105,11 +105,12 @@ def test_doubtful_ones_are_near_the_models_threshold(services: Services) -> None
         gallery = build_gallery(
             session=session, brand="acme", size=50, model_thresholds={"m1": 0.55}
         )
-    assert gallery.doubt_below is not None and abs(gallery.doubt_below - 0.65) < 1e-9
+    # halfway from the threshold to 1: those that barely cleared it
+    assert gallery.doubt_below is not None and abs(gallery.doubt_below - 0.775) < 1e-9
     probabilities = [item.probability for item in gallery.doubtful]
     assert probabilities == sorted(probabilities)
-    assert probabilities == [round(0.60 + step * 0.01, 2) for step in range(5)]
-    assert "threshold 0.55" in gallery.doubt_rule
+    assert probabilities == [round(0.60 + step * 0.01, 2) for step in range(18)]
+    assert "threshold 0.550" in gallery.doubt_rule
 
 
 def test_without_the_models_threshold_the_lowest_tenth_is_doubtful(services: Services) -> None:
