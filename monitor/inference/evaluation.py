@@ -64,7 +64,8 @@ class EvaluationReport:
 
     ``accuracy`` counts every picture (a logo photo is right when answered with one of its brands,
     a logo-free picture when answered "no logo"); ``brand_accuracy`` only logo photos;
-    ``no_logo_false_positive_rate`` is the share of logo-free pictures given a brand.
+    ``no_logo_false_positive_rate`` is the share of logo-free pictures given a brand (None when
+    there were none).
     ``box_iou50_share`` is the share of found logos (detections of a brand the photo shows) whose
     box overlaps an annotated box of that brand with IoU >= 0.5. ``ece`` is the expected
     calibration error of the calibrated window probabilities (windows around the annotated logos
@@ -78,7 +79,7 @@ class EvaluationReport:
     no_logo_images: int
     accuracy: float
     brand_accuracy: float
-    no_logo_false_positive_rate: float
+    no_logo_false_positive_rate: float | None
     missed_logo_rate: float
     box_iou50_share: float | None
     found_logos_with_box: int
@@ -268,7 +269,7 @@ class AnswerScores:
     no_logo_images: int
     accuracy: float
     brand_accuracy: float
-    no_logo_false_positive_rate: float
+    no_logo_false_positive_rate: float | None
     missed_logo_rate: float
     box_iou50_share: float | None
     found_logos_with_box: int
@@ -299,7 +300,10 @@ def score_answers(
         no_logo_images=no_logo_count,
         accuracy=_share(right_brand + no_logo_count - false_positives, len(pairs)),
         brand_accuracy=_share(right_brand, len(logo)),
-        no_logo_false_positive_rate=_share(false_positives, no_logo_count),
+        # None, not 0, when there was no logo-free picture to give a brand to
+        no_logo_false_positive_rate=(
+            _share(false_positives, no_logo_count) if no_logo_count else None
+        ),
         missed_logo_rate=_share(sum(not found for _, found in logo), len(logo)),
         box_iou50_share=_share(hits, found_count) if found_count else None,
         found_logos_with_box=found_count,

@@ -134,6 +134,17 @@ def test_evaluate_a_folder_dataset_with_a_no_logo_folder(tmp_path: Path) -> None
     assert (tmp_path / "matrix.png").is_file()
 
 
+def test_a_closed_set_model_on_folders_without_logo_free_photos(tmp_path: Path) -> None:
+    root = write_brand_folders(tmp_path / "set", brands=LABELS, per_brand=3)
+    model = write_tiny_model(
+        tmp_path / "model", labels=LABELS, no_logo_threshold=1.0, knows_no_logo=False
+    )
+    report = evaluate_model(model_dir=model, dataset_dir=root)
+    assert (report.logo_images, report.no_logo_images) == (6, 0)
+    assert report.missed_logo_rate == 0.0  # it names a class for every photo
+    assert report.no_logo_false_positive_rate is None  # no logo-free picture to measure it on
+
+
 def test_brands_the_model_does_not_know_are_refused(tmp_path: Path) -> None:
     root = write_brand_folders(tmp_path / "set", brands=["acme", "umbrella"], per_brand=1)
     model = write_tiny_model(tmp_path / "model", labels=LABELS)
