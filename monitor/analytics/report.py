@@ -283,26 +283,42 @@ def _top_authors_from_totals(
 def _account_figures(
     *, session: Session | Connection, window: Window, accounts: list[tuple[str, str]], top: int
 ) -> list[dict[str, Any]]:
-    """The given accounts' posts, followers and reach in the window, the ``top`` first."""
+    """The given accounts' posts, followers and reach in the window, the ``top`` first.
+
+    Each figure is an index range per account on ``post_brands`` (brand, account, day), not a pass
+    over the window's posts.
+    """
     if not accounts:
         return []
-    posts = func.count()
+    totals = BrandAccountTotal
+
+    def over_window(figure: Any) -> Any:
+        return (
+            select(figure)
+            .where(
+                PostBrand.platform == totals.platform,
+                PostBrand.author_handle == totals.author_handle,
+                *window.days(PostBrand.brand, PostBrand.posted_day),
+            )
+            .scalar_subquery()
+        )
+
+    posts = over_window(func.count()).label("posts")
     query = (
         select(
-            PostBrand.author_handle,
-            PostBrand.platform,
-            posts.label("posts"),
-            func.max(PostBrand.author_followers),
-            func.sum(PostBrand.author_followers),
+            totals.author_handle,
+            totals.platform,
+            posts,
+            over_window(func.max(PostBrand.author_followers)),
+            over_window(func.sum(PostBrand.author_followers)),
         )
         .where(
-            *window.days(PostBrand.brand, PostBrand.posted_day),
-            tuple_(PostBrand.platform, PostBrand.author_handle).in_(
+            totals.brand == window.brand,
+            tuple_(totals.platform, totals.author_handle).in_(
                 [(platform, handle) for handle, platform in accounts]
             ),
         )
-        .group_by(PostBrand.author_handle, PostBrand.platform)
-        .order_by(desc("posts"), PostBrand.author_handle, PostBrand.platform)
+        .order_by(desc(posts), totals.author_handle, totals.platform)
         .limit(top)
     )
     return [_account_row(row) for row in session.execute(query)]

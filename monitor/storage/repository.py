@@ -714,9 +714,12 @@ def known_brands(*, session: Session) -> list[str]:
 
 
 def brand_post_counts(*, session: Session) -> list[tuple[str, int]]:
-    """Brands by the number of images they were found in, most first."""
+    """Brands by the number of images their current classification finds them in, most first."""
     count = func.count(distinct(DetectionRow.image_id))
     rows = session.execute(
-        select(DetectionRow.brand, count).group_by(DetectionRow.brand).order_by(count.desc())
+        select(DetectionRow.brand, count)
+        .where(DetectionRow.current)
+        .group_by(DetectionRow.brand)
+        .order_by(count.desc())
     )
     return [(brand, n) for brand, n in rows.tuples()]
