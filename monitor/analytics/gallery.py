@@ -12,22 +12,24 @@ evidence; where it keeps none the page falls back to the image's original URL.
 from __future__ import annotations
 
 import io
+import random
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
-from sqlalchemy import BigInteger, and_, cast, desc, func, select
+from sqlalchemy import and_, desc, func, select
 from sqlalchemy.orm import Session
 
 from monitor.analytics.views import post_detections
 from monitor.domain import Box
 from monitor.images.decode import to_rgb
-from monitor.storage.tables import Image, ImageData
+from monitor.storage.tables import BrandPostDay, Image, ImageData, PostBrand
 
 THUMBNAIL_SIDE = 480
 """Longest side of an embedded photo: sharp at a card's size, about 30 kB as JPEG."""
@@ -42,8 +44,6 @@ one that barely cleared it (0.985 for a threshold of 0.98) is the one worth a re
 """
 
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-_SAMPLE_MULTIPLIER = 1103515245
-_SAMPLE_MODULUS = 2147483647
 
 
 @dataclass(frozen=True)
@@ -163,28 +163,41 @@ def build_gallery(
     ``model_thresholds`` maps model versions to their no-logo thresholds (from the models'
     metadata); where the detections' model is not among them, the lowest tenth of the
     probabilities is the doubtful band instead.
+
+    Posts are chosen from the per-post summary (``post_brands``: one row per post and brand, with
+    its best probability and day) through its indexes, and only the chosen posts' detections are
+    read: a brand shown in a million posts costs what one shown in a hundred does.
     """
-    where = _window(brand=brand, since=since, until=until)
-    confident = _rows(
-        session=session, where=where, order=[desc(post_detections.c.probability)], limit=4 * size
+    window = _window(brand=brand, since=since, until=until)
+    candidates = 4 * size
+    confident_posts = _post_ids(
+        session=session, where=window, order=[desc(PostBrand.max_probability)], limit=candidates
     )
-    chosen = _distinct_posts(confident, limit=size, exclude=set())
+    confident_rows = _best_rows(session=session, brand=brand, post_ids=confident_posts)
+    chosen = _distinct_posts(confident_rows, limit=size, exclude=set())
     shown = {row["image_id"] for row in chosen}
+    sampled = _sampled_post_ids(
+        session=session, brand=brand, since=since, until=until, count=candidates, seed=seed
+    )
     sample = _distinct_posts(
-        _rows(session=session, where=where, order=[_sample_key(seed)], limit=4 * size + len(shown)),
+        _best_rows(session=session, brand=brand, post_ids=sampled),
         limit=size,
         exclude=shown,
     )
-    doubt_below, rule = _doubt_cut(session=session, where=where, thresholds=model_thresholds or {})
+    version = _usual_version(confident_rows)
+    doubt_below, rule = _doubt_cut(
+        session=session, where=window, version=version, thresholds=model_thresholds or {}
+    )
     doubtful: list[dict[str, Any]] = []
     if doubt_below is not None:
+        doubtful_posts = _post_ids(
+            session=session,
+            where=and_(window, PostBrand.max_probability < doubt_below),
+            order=[PostBrand.max_probability],
+            limit=candidates,
+        )
         doubtful = _distinct_posts(
-            _rows(
-                session=session,
-                where=and_(where, post_detections.c.probability < doubt_below),
-                order=[post_detections.c.probability],
-                limit=4 * size,
-            ),
+            _best_rows(session=session, brand=brand, post_ids=doubtful_posts),
             limit=size,
             exclude=set(),
         )
@@ -199,25 +212,94 @@ def build_gallery(
 
 
 def _window(*, brand: str, since: date | None, until: date | None) -> Any:
-    conditions = [post_detections.c.brand == brand]
+    """The brand's posts in the window, on the per-post summary's (brand, day) index."""
+    conditions = [PostBrand.brand == brand]
     if since is not None:
-        conditions.append(post_detections.c.posted_at >= datetime.combine(since, time(), UTC))
+        conditions.append(PostBrand.posted_day >= since)
     if until is not None:
-        end = datetime.combine(until + timedelta(days=1), time(), UTC)
-        conditions.append(post_detections.c.posted_at < end)
+        conditions.append(PostBrand.posted_day <= until)
     return and_(*conditions)
 
 
-def _sample_key(seed: int) -> Any:
-    """A pseudo-random order of detections that the seed fixes, the same on SQLite and Postgres."""
-    mixed = (cast(post_detections.c.detection_id, BigInteger) + seed) * _SAMPLE_MULTIPLIER
-    return mixed % _SAMPLE_MODULUS
+def _post_ids(*, session: Session, where: Any, order: Sequence[Any], limit: int) -> list[int]:
+    """Post ids in ``order`` (ties by id), from the per-post summary."""
+    query = select(PostBrand.post_id).where(where).order_by(*order, PostBrand.post_id).limit(limit)
+    return list(session.scalars(query))
 
 
-def _rows(
-    *, session: Session, where: Any, order: Sequence[Any], limit: int
-) -> list[dict[str, Any]]:
-    """Detections with their post and image, in ``order``; more than the cards, for the dedup."""
+def _sampled_post_ids(
+    *, session: Session, brand: str, since: date | None, until: date | None, count: int, seed: int
+) -> list[int]:
+    """``count`` posts drawn at random (without repeats) from the brand's posts in the window.
+
+    Every post is equally likely: a day is drawn in proportion to its posts (the daily summary
+    knows how many), then one of that day's posts by its place in the day's order. The seed fixes
+    the draw; no query reads more than one day of the brand's posts.
+    """
+    days = _posts_per_day(session=session, brand=brand, since=since, until=until)
+    total = sum(posts for _, posts in days)
+    if total == 0:
+        return []
+    draws = random.Random(seed).sample(range(total), min(count, total))
+    chosen: list[int] = []
+    for draw in draws:  # in the draw's own random order: the cards are not sorted by day
+        day, place = _day_and_place(days, draw)
+        post_id = session.scalar(
+            select(PostBrand.post_id)
+            .where(PostBrand.brand == brand, PostBrand.posted_day == day)
+            .order_by(PostBrand.post_id)
+            .offset(place)
+            .limit(1)
+        )
+        if post_id is not None:
+            chosen.append(post_id)
+    return chosen
+
+
+def _posts_per_day(
+    *, session: Session, brand: str, since: date | None, until: date | None
+) -> list[tuple[date, int]]:
+    """(day, posts showing the brand) in the window, by day, from the daily summary."""
+    conditions = [BrandPostDay.brand == brand]
+    if since is not None:
+        conditions.append(BrandPostDay.day >= since)
+    if until is not None:
+        conditions.append(BrandPostDay.day <= until)
+    query = (
+        select(BrandPostDay.day, func.sum(BrandPostDay.posts))
+        .where(*conditions)
+        .group_by(BrandPostDay.day)
+        .order_by(BrandPostDay.day)
+    )
+    return [(_as_date(day), int(posts)) for day, posts in session.execute(query) if posts]
+
+
+def _day_and_place(days: Sequence[tuple[date, int]], draw: int) -> tuple[date, int]:
+    """The day holding the ``draw``-th post (counting through the days in order) and its place."""
+    for day, posts in days:
+        if draw < posts:
+            return day, draw
+        draw -= posts
+    raise ValueError("draw beyond the posts counted")
+
+
+def _best_rows(*, session: Session, brand: str, post_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Each post's most probable detection of ``brand``, in the order of ``post_ids``."""
+    if not post_ids:
+        return []
+    rows = _rows(
+        session=session,
+        where=and_(post_detections.c.brand == brand, post_detections.c.post_id.in_(post_ids)),
+        order=[desc(post_detections.c.probability)],
+    )
+    best: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        best.setdefault(row["post_id"], row)
+    return [best[post_id] for post_id in post_ids if post_id in best]
+
+
+def _rows(*, session: Session, where: Any, order: Sequence[Any]) -> list[dict[str, Any]]:
+    """Detections with their post and image, in ``order``."""
     view = post_detections
     query = (
         select(
@@ -244,7 +326,6 @@ def _rows(
         .join(Image, Image.id == view.c.image_id)
         .where(where)
         .order_by(*order, view.c.detection_id, view.c.post_id)
-        .limit(limit)
     )
     return [dict(row._mapping) for row in session.execute(query)]
 
@@ -270,17 +351,21 @@ def _distinct_posts(
     return chosen
 
 
+def _usual_version(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The model version most of these detections come from (ties: the name first in order)."""
+    counts = Counter(row["model_version"] for row in rows)
+    if not counts:
+        return None
+    return min(counts, key=lambda version: (-counts[version], version))
+
+
 def _doubt_cut(
-    *, session: Session, where: Any, thresholds: Mapping[str, float]
+    *, session: Session, where: Any, version: str | None, thresholds: Mapping[str, float]
 ) -> tuple[float | None, str]:
-    """Probability below which a detection is doubtful, and the rule that set it, in words."""
-    version = session.scalar(
-        select(post_detections.c.model_version)
-        .where(where)
-        .group_by(post_detections.c.model_version)
-        .order_by(desc(func.count()), post_detections.c.model_version)
-        .limit(1)
-    )
+    """Probability below which a post's detection is doubtful, and the rule that set it, in words.
+
+    ``version`` is the model most of the brand's most confident detections come from.
+    """
     if version is None:
         return None, "no detections"
     if version in thresholds:
@@ -290,20 +375,25 @@ def _doubt_cut(
             f"probability below {cut:.3f}: in the lower half of the way from model {version}'s "
             f"threshold {threshold:.3f} to 1 (detections that barely cleared it)"
         )
-    count = session.scalar(select(func.count()).select_from(post_detections).where(where)) or 0
+    count = session.scalar(select(func.count()).select_from(PostBrand).where(where)) or 0
     decile = session.scalar(
-        select(post_detections.c.probability)
+        select(PostBrand.max_probability)
         .where(where)
-        .order_by(post_detections.c.probability)
+        .order_by(PostBrand.max_probability)
         .offset(count // 10)
         .limit(1)
     )
     if decile is None:
         return None, "no detections"
     return float(decile), (
-        f"probability below {float(decile):.2f}: the lowest tenth of this brand's detections "
+        f"probability below {float(decile):.2f}: the lowest tenth of this brand's posts "
         f"(model {version}'s threshold is not known here)"
     )
+
+
+def _as_date(value: Any) -> date:
+    """SQLite gives days as text, PostgreSQL as dates."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _items(*, session: Session, rows: Sequence[dict[str, Any]]) -> list[GalleryItem]:

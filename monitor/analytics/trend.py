@@ -8,13 +8,13 @@ from days here, so a post counts once in its week as it does in its day.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.analytics.views import post_detections
+from monitor.storage.tables import BrandPostDay, PostBrand
 
 WEEKLY_AFTER_DAYS = 92
 """Windows longer than this are drawn per week: daily bars that thin say nothing."""
@@ -83,35 +83,38 @@ def mentions_trend(
 def _daily_rows(
     *, session: Session, brand: str, since: date | None, until: date | None
 ) -> list[tuple[date, str, int, int]]:
-    """(day, platform, posts, reach) rows; a post showing the brand several times counts once."""
-    view = post_detections
-    conditions = [view.c.brand == brand]
+    """(day, platform, posts, reach) rows; a post showing the brand several times counts once.
+
+    Posts per day and platform come from the daily summary (``brand_post_days``), reach from the
+    per-post summary (``post_brands``, one row per post and brand, followers copied in): both are
+    kept exact as classifications are written, and neither read joins posts or detections.
+    """
+    posts_where = [BrandPostDay.brand == brand]
+    reach_where = [PostBrand.brand == brand]
     if since is not None:
-        conditions.append(view.c.posted_at >= datetime.combine(since, time(), UTC))
+        posts_where.append(BrandPostDay.day >= since)
+        reach_where.append(PostBrand.posted_day >= since)
     if until is not None:
-        conditions.append(
-            view.c.posted_at < datetime.combine(until + timedelta(days=1), time(), UTC)
-        )
-    per_post = (
-        select(
-            view.c.post_id,
-            func.date(view.c.posted_at).label("day"),
-            view.c.platform,
-            view.c.author_followers,
-        )
-        .where(and_(*conditions))
-        .distinct()
-        .subquery()
+        posts_where.append(BrandPostDay.day <= until)
+        reach_where.append(PostBrand.posted_day <= until)
+    posts_query = (
+        select(BrandPostDay.day, BrandPostDay.platform, func.sum(BrandPostDay.posts))
+        .where(*posts_where)
+        .group_by(BrandPostDay.day, BrandPostDay.platform)
     )
-    query: Any = select(
-        per_post.c.day,
-        per_post.c.platform,
-        func.count(per_post.c.post_id),
-        func.coalesce(func.sum(per_post.c.author_followers), 0),
-    ).group_by(per_post.c.day, per_post.c.platform)
+    reach_query = (
+        select(PostBrand.posted_day, PostBrand.platform, func.sum(PostBrand.author_followers))
+        .where(*reach_where)
+        .group_by(PostBrand.posted_day, PostBrand.platform)
+    )
+    reach = {
+        (_as_date(day), platform): int(total or 0)
+        for day, platform, total in session.execute(reach_query)
+    }
     return [
-        (_as_date(day), platform, int(posts), int(reach))
-        for day, platform, posts, reach in session.execute(query)
+        (_as_date(day), platform, int(posts), reach.get((_as_date(day), platform), 0))
+        for day, platform, posts in session.execute(posts_query)
+        if posts
     ]
 
 
