@@ -26,6 +26,7 @@ from PIL import ImageOps, UnidentifiedImageError
 from sqlalchemy import and_, desc, func, select
 from sqlalchemy.orm import Session
 
+from monitor.analytics.trend import as_date
 from monitor.analytics.views import post_detections
 from monitor.domain import Box
 from monitor.images.decode import to_rgb
@@ -271,7 +272,7 @@ def _posts_per_day(
         .group_by(BrandPostDay.day)
         .order_by(BrandPostDay.day)
     )
-    return [(_as_date(day), int(posts)) for day, posts in session.execute(query) if posts]
+    return [(as_date(day), int(posts)) for day, posts in session.execute(query) if posts]
 
 
 def _day_and_place(days: Sequence[tuple[date, int]], draw: int) -> tuple[date, int]:
@@ -389,11 +390,6 @@ def _doubt_cut(
         f"probability below {float(decile):.2f}: the lowest tenth of this brand's posts "
         f"(model {version}'s threshold is not known here)"
     )
-
-
-def _as_date(value: Any) -> date:
-    """SQLite gives days as text, PostgreSQL as dates."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _items(*, session: Session, rows: Sequence[dict[str, Any]]) -> list[GalleryItem]:

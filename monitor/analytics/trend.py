@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.storage.tables import BrandPostDay, PostBrand
+from monitor.storage.tables import PostBrand
 
 WEEKLY_AFTER_DAYS = 92
 """Windows longer than this are drawn per week: daily bars that thin say nothing."""
@@ -85,36 +85,27 @@ def _daily_rows(
 ) -> list[tuple[date, str, int, int]]:
     """(day, platform, posts, reach) rows; a post showing the brand several times counts once.
 
-    Posts per day and platform come from the daily summary (``brand_post_days``), reach from the
-    per-post summary (``post_brands``, one row per post and brand, followers copied in): both are
-    kept exact as classifications are written, and neither read joins posts or detections.
+    From the per-post summary (``post_brands``: one row per post and brand, its day, platform and
+    followers copied in, kept exact as classifications are written): no join of posts or detections.
     """
-    posts_where = [BrandPostDay.brand == brand]
-    reach_where = [PostBrand.brand == brand]
+    conditions = [PostBrand.brand == brand]
     if since is not None:
-        posts_where.append(BrandPostDay.day >= since)
-        reach_where.append(PostBrand.posted_day >= since)
+        conditions.append(PostBrand.posted_day >= since)
     if until is not None:
-        posts_where.append(BrandPostDay.day <= until)
-        reach_where.append(PostBrand.posted_day <= until)
-    posts_query = (
-        select(BrandPostDay.day, BrandPostDay.platform, func.sum(BrandPostDay.posts))
-        .where(*posts_where)
-        .group_by(BrandPostDay.day, BrandPostDay.platform)
-    )
-    reach_query = (
-        select(PostBrand.posted_day, PostBrand.platform, func.sum(PostBrand.author_followers))
-        .where(*reach_where)
+        conditions.append(PostBrand.posted_day <= until)
+    query = (
+        select(
+            PostBrand.posted_day,
+            PostBrand.platform,
+            func.count(),
+            func.coalesce(func.sum(PostBrand.author_followers), 0),
+        )
+        .where(*conditions)
         .group_by(PostBrand.posted_day, PostBrand.platform)
     )
-    reach = {
-        (_as_date(day), platform): int(total or 0)
-        for day, platform, total in session.execute(reach_query)
-    }
     return [
-        (_as_date(day), platform, int(posts), reach.get((_as_date(day), platform), 0))
-        for day, platform, posts in session.execute(posts_query)
-        if posts
+        (as_date(day), platform, int(posts), int(reach or 0))
+        for day, platform, posts, reach in session.execute(query)
     ]
 
 
@@ -129,11 +120,11 @@ def _drawn_platforms(rows: list[tuple[date, str, int, int]]) -> list[str]:
     return ranked[: MAX_PLATFORMS - 1]
 
 
-def _as_date(value: Any) -> date:
-    """SQLite's ``date()`` gives text, PostgreSQL's a date."""
+def as_date(value: Any) -> date:
+    """A day as the database returns it: SQLite gives text, PostgreSQL a date."""
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
 
 
-__all__ = ["Trend", "TrendPeriod", "mentions_trend"]
+__all__ = ["Trend", "TrendPeriod", "as_date", "mentions_trend"]
