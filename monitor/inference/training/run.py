@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from PIL.Image import Image
 
 from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
@@ -371,11 +372,7 @@ def _classify(
 ) -> list[list[Detection]]:
     """The classifier's detections of each whole photo, a few photos at a time."""
     found: list[list[Detection]] = []
-    for start in range(0, len(photos), SCORING_CHUNK):
-        images = [
-            open_image(photo.path, max_pixels=options.max_image_pixels)
-            for photo in photos[start : start + SCORING_CHUNK]
-        ]
+    for images in _picture_chunks([(photo, None) for photo in photos], options):
         found.extend(classifier.classify(images))
     return found
 
@@ -387,11 +384,19 @@ def _scores(
 ) -> list[tuple[float, str]]:
     """(highest logo probability, that window's brand) of each picture, a few at a time."""
     scores: list[tuple[float, str]] = []
+    for images in _picture_chunks(pictures, options):
+        for predictions in classifier.analyse(images):
+            scores.append(best_brand(predictions.probabilities, classifier.labels))
+    return scores
+
+
+def _picture_chunks(
+    pictures: Sequence[tuple[LabeledPhoto, Box | None]], options: TrainOptions
+) -> Iterator[list[Image]]:
+    """The pictures (a photo, or a region of it) opened ``SCORING_CHUNK`` at a time."""
     for start in range(0, len(pictures), SCORING_CHUNK):
         images = []
         for photo, region in pictures[start : start + SCORING_CHUNK]:
             image = open_image(photo.path, max_pixels=options.max_image_pixels)
             images.append(image.crop(region) if region is not None else image)
-        for predictions in classifier.analyse(images):
-            scores.append(best_brand(predictions.probabilities, classifier.labels))
-    return scores
+        yield images
