@@ -129,21 +129,32 @@ def test_collect_classify_and_report_on_the_embedded_default(
     assert again == 0 and "0 classified" in " ".join(out.split())
 
 
-def test_report_draws_a_plot(
+def collect_acme_photos(
     capsys: pytest.CaptureFixture[str],
-    cli_env: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    *,
+    count: int,
 ) -> None:
+    """``count`` photos collected and classified as "acme" (a tiny model naming it everywhere)."""
     from monitor.config import get_settings
     from monitor.inference.tiny import write_tiny_model
 
     model = write_tiny_model(tmp_path / "model", labels=["acme"], no_logo_threshold=0.0)
     monkeypatch.setenv("MONITOR_MODEL_DIR", str(model))
     get_settings.cache_clear()
-    write_photos(tmp_path / "photos", 2)
+    write_photos(tmp_path / "photos", count)
     run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path / "photos"))
     run(capsys, "collect", "pics")
+
+
+def test_report_draws_a_plot(
+    capsys: pytest.CaptureFixture[str],
+    cli_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collect_acme_photos(capsys, tmp_path, monkeypatch, count=2)
     plot = tmp_path / "acme.png"
     code, _, _ = run(capsys, "report", "--brand", "acme", "--format", "csv", "--plot", str(plot))
     assert code == 0
@@ -213,15 +224,7 @@ def test_report_writes_every_format_to_out(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from monitor.config import get_settings
-    from monitor.inference.tiny import write_tiny_model
-
-    model = write_tiny_model(tmp_path / "model", labels=["acme"], no_logo_threshold=0.0)
-    monkeypatch.setenv("MONITOR_MODEL_DIR", str(model))
-    get_settings.cache_clear()
-    write_photos(tmp_path / "photos", 3)
-    run(capsys, "sources", "add", "pics", "--kind", "folder", "--path", str(tmp_path / "photos"))
-    run(capsys, "collect", "pics")
+    collect_acme_photos(capsys, tmp_path, monkeypatch, count=3)
     out = tmp_path / "reports"
     for output_format in ("html", "json", "csv", "table"):
         target = out / f"acme.{output_format}"
