@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
+from bench.analytics_scale import readme_queries
 from monitor.analytics.report import build_report
 from monitor.domain import CollectedPost, Detection
 from monitor.pipeline import Services
@@ -26,7 +26,6 @@ from tests.analytics import reference
 
 BRANDS = ["acme", "bmw", "globex", "initech", "nike"]
 START = datetime(2026, 10, 20, 8, tzinfo=UTC)  # the README's query starts on 2026-11-01
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _random_post(rng: random.Random, number: int, image_pool: int) -> CollectedPost:
@@ -220,7 +219,7 @@ def _summary_rows(session) -> dict[str, set[tuple[object, ...]]]:  # type: ignor
 
 def test_the_readme_queries_run_and_agree_with_the_views(random_store: Services) -> None:
     """Every SQL block in the README runs on this database and returns what the views hold."""
-    blocks = _readme_sql()
+    blocks = readme_queries()
     assert len(blocks) >= 5
     with session_scope(random_store.sessions) as session:
         facts = reference.load(session)
@@ -236,22 +235,6 @@ def test_the_readme_queries_run_and_agree_with_the_views(random_store: Services)
         assert [row[2] for row in pairs] == sorted(
             (row[2] for row in expected["brand_pairs"]), reverse=True
         )[: len(pairs)]
-
-
-def _readme_sql() -> list[str]:
-    """The indented SQL blocks of the README's section on the SQL you can run."""
-    section = README.read_text().split("## The schema and SQL you can run", 1)[1]
-    section = section.split("\n## ", 1)[0]
-    blocks, current = [], []
-    for line in section.splitlines():
-        if line.startswith("    "):
-            current.append(line.strip())
-        elif current:
-            blocks.append(" ".join(current))
-            current = []
-    if current:
-        blocks.append(" ".join(current))
-    return [block for block in blocks if block.upper().startswith(("SELECT", "WITH"))]
 
 
 def _block_with(blocks: list[str], needle: str) -> str:
