@@ -79,9 +79,6 @@ def report(
         from monitor.analytics.plot import plot_report
 
         plot_report(result, plot)
-    if out is None and output_format is ReportFormat.table:
-        _print_table(result, sys.stdout)
-        return
     text = page if page is not None else render_text(result, output_format)
     if out is None:
         sys.stdout.write(text)
