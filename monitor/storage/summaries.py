@@ -200,6 +200,14 @@ def _post_fact(row: Any) -> PostFact:
     )
 
 
+def _facts_of(*, session: Session, statement: Any, post_ids: Sequence[int]) -> list[PostFact]:
+    """Run a ``post_brands`` statement RETURNING its rows for the posts, a chunk of ids at a time."""
+    facts: list[PostFact] = []
+    for chunk in _chunks(sorted(set(post_ids))):
+        facts.extend(_post_fact(row) for row in session.execute(statement, {"ids": chunk}))
+    return facts
+
+
 def take_post_facts(*, session: Session, post_ids: Sequence[int]) -> list[PostFact]:
     """Delete the posts' ``post_brands`` rows and return them (what they counted until now)."""
     statement = (
@@ -207,10 +215,7 @@ def take_post_facts(*, session: Session, post_ids: Sequence[int]) -> list[PostFa
         .bindparams(bindparam("ids", expanding=True))
         .columns(posted_day=Date())
     )
-    facts: list[PostFact] = []
-    for chunk in _chunks(sorted(set(post_ids))):
-        facts.extend(_post_fact(row) for row in session.execute(statement, {"ids": chunk}))
-    return facts
+    return _facts_of(session=session, statement=statement, post_ids=post_ids)
 
 
 def write_post_facts(*, session: Session, post_ids: Sequence[int]) -> list[PostFact]:
@@ -223,10 +228,7 @@ def write_post_facts(*, session: Session, post_ids: Sequence[int]) -> list[PostF
         .bindparams(bindparam("ids", expanding=True))
         .columns(posted_day=Date())
     )
-    facts: list[PostFact] = []
-    for chunk in _chunks(sorted(set(post_ids))):
-        facts.extend(_post_fact(row) for row in session.execute(statement, {"ids": chunk}))
-    return facts
+    return _facts_of(session=session, statement=statement, post_ids=post_ids)
 
 
 # --- the difference, written as additive upserts -----------------------------------------------
