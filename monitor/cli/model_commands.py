@@ -54,6 +54,13 @@ def train(
         typer.Option(help="'imagenet' or the MobileNetV2 .h5 weights (default: configured)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the sampling.")] = 0,
+    architecture: Annotated[
+        str,
+        typer.Option(
+            help="'detector' (one pass a photo, needs logo boxes), 'windows' (the classifier on "
+            "windows) or 'auto': the detector when the dataset has boxes."
+        ),
+    ] = "auto",
 ) -> None:
     """Train a logo model (MobileNetV2 transfer learning) into a new model directory."""
     from monitor.inference.training import TrainOptions, train_model
@@ -69,6 +76,7 @@ def train(
         negatives_dir=negatives,
         no_logo_folder=no_logo_folder,
         seed=seed,
+        architecture=architecture,
     )
     with training_progress() as progress:
         task = progress.add_task("starting", total=None, detail="")
@@ -108,6 +116,10 @@ def _stage_title(step: TrainingProgress) -> str:
 
 
 def _stage_detail(step: TrainingProgress) -> str:
+    if "heatmap_loss" in step.metrics:
+        return "  ".join(
+            f"{name.replace('_', ' ')} {value:.3f}" for name, value in step.metrics.items()
+        )
     loss = step.metrics.get("loss")
     accuracy = step.metrics.get("accuracy")
     if loss is None:
@@ -197,6 +209,7 @@ def _print_evaluation(report: EvaluationReport) -> None:
         ("logo photos answered 'no logo'", report.missed_logo_rate),
         ("found logos with box IoU >= 0.5", report.box_iou50_share),
         ("calibration error (ECE)", report.ece),
+        ("detection mAP@0.5", report.map50),
         ("pictures per second", report.images_per_second),
     ):
         summary.add_row(name, "n/a" if value is None else f"{value:.4f}")

@@ -178,3 +178,44 @@ def _outcome(
 
 def _flip(rate: float | None) -> float | None:
     return None if rate is None else 1.0 - rate
+
+
+# --- detector scores -----------------------------------------------------------------------------
+
+SCORE_EPSILON = 1e-6
+
+
+def score_logits(scores: np.ndarray) -> np.ndarray:
+    """logit(s) of scores in (0, 1), kept finite at the ends."""
+    clipped = np.clip(np.asarray(scores, dtype=np.float64), SCORE_EPSILON, 1 - SCORE_EPSILON)
+    return np.log(clipped / (1 - clipped))
+
+
+def platt_scaled(scores: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
+    """Scores mapped through sigmoid(slope x logit(s) + intercept)."""
+    slope, intercept = calibration
+    return 1.0 / (1.0 + np.exp(-(slope * score_logits(scores) + intercept)))
+
+
+def fit_platt(scores: np.ndarray, correct: np.ndarray, *, steps: int = 500) -> tuple[float, float]:
+    """(slope, intercept) minimising the log loss of ``correct`` given ``scores`` (Newton steps).
+
+    A detector's raw peak scores are trained by a focal loss, which deliberately does not make them
+    probabilities; one logistic fit on validation peaks (right when the brand and box match a logo)
+    makes "0.9" mean right nine times in ten. Falls back to the identity when validation has only
+    one kind of answer, which no fit can learn from.
+    """
+    labels = np.asarray(correct, dtype=np.float64)
+    if len(labels) == 0 or labels.min() == labels.max():
+        return (1.0, 0.0)
+    features = np.stack([score_logits(scores), np.ones(len(labels))], axis=1)
+    weights = np.array([1.0, 0.0])
+    for _ in range(steps):
+        predicted = 1.0 / (1.0 + np.exp(-(features @ weights)))
+        gradient = features.T @ (predicted - labels)
+        hessian = (features * (predicted * (1 - predicted))[:, None]).T @ features
+        step = np.linalg.solve(hessian + 1e-6 * np.eye(2), gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return (float(weights[0]), float(weights[1]))

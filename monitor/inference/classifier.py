@@ -25,8 +25,11 @@ from PIL.Image import Image
 
 from monitor.domain import Box, Detection
 from monitor.exceptions import ModelError
+from monitor.inference.detection import DetectorPredict, LogoDetector
+from monitor.inference.heatmaps import grid_side
 from monitor.inference.model_dir import (
     BOX_OUTPUT,
+    HEATMAP_OUTPUT,
     LOGITS_OUTPUT,
     MODEL_FILE,
     ModelMetadata,
@@ -66,13 +69,21 @@ class LogoClassifier:
         self._predict = predict
 
     def classify(
-        self, images: Sequence[Image], *, grids: Sequence[int] | None = None
+        self,
+        images: Sequence[Image],
+        *,
+        grids: Sequence[int] | None = None,
+        threshold: float | None = None,
     ) -> list[list[Detection]]:
         """One list of detections per input image, most probable first; empty means no logo.
 
-        ``grids`` overrides the model's window grids, e.g. ``(1,)`` for a single whole-photo pass.
+        ``grids`` overrides the model's window grids, e.g. ``(1,)`` for a single whole-photo pass;
+        ``threshold`` the model's threshold (evaluation asks for every candidate).
         """
-        return [self.detections(predictions) for predictions in self.analyse(images, grids=grids)]
+        return [
+            self.detections(predictions, threshold=threshold)
+            for predictions in self.analyse(images, grids=grids)
+        ]
 
     def detections(
         self, predictions: WindowPredictions, *, threshold: float | None = None
@@ -157,17 +168,71 @@ def _rgb(image: Image) -> Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_classifier(model_dir: Path) -> LogoClassifier:
-    """Load and check a model directory; raise ModelError saying what is missing or wrong."""
+def load_classifier(model_dir: Path) -> LogoClassifier | LogoDetector:
+    """Load and check a model directory; raise ModelError saying what is missing or wrong.
+
+    The metadata's ``architecture`` says which kind of model it is: the one-pass detector or the
+    window classifier (models written before the detector existed).
+    """
     model_dir = Path(model_dir)
     metadata = read_metadata(model_dir)
     model_path = model_dir / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"{model_dir} is incomplete: {MODEL_FILE} is missing")
     model = _load_keras_model(model_path)
+    if metadata.architecture == "detector":
+        detector_predict = keras_detector_predict_function(model)
+        _check_detector_outputs(detector_predict, metadata, model_dir)
+        return LogoDetector(metadata=metadata, predict=detector_predict)
     predict = keras_predict_function(model, metadata.input_size)
     _check_outputs(predict, metadata, model_dir)
     return LogoClassifier(metadata=metadata, predict=predict)
+
+
+def keras_detector_predict_function(model: Any) -> DetectorPredict:
+    """A compiled function from letterboxed pixel batches to (heatmaps, boxes) as NumPy arrays.
+
+    Used by ``load_classifier`` and by training, which scores validation photos with the detector
+    it has just fitted, before it is saved.
+    """
+    from monitor.inference._tensorflow import import_tensorflow
+
+    tensorflow = import_tensorflow()
+
+    @tensorflow.function(reduce_retracing=True)
+    def infer(pixels: Any) -> Any:
+        return model(pixels, training=False)
+
+    def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = infer(tensorflow.constant(batch, dtype=tensorflow.float32))
+        return np.asarray(outputs[HEATMAP_OUTPUT]), np.asarray(outputs[BOX_OUTPUT])
+
+    return predict
+
+
+def _check_detector_outputs(
+    predict: DetectorPredict, metadata: ModelMetadata, model_dir: Path
+) -> None:
+    """Run one blank picture through the detector to check it fits the metadata."""
+    from monitor.inference._tensorflow import import_tensorflow
+
+    tensorflow = import_tensorflow()
+    size = metadata.input_size
+    try:
+        heatmaps, boxes = predict(np.zeros((1, size, size, 3), dtype=np.uint8))
+    except (KeyError, TypeError, ValueError, tensorflow.errors.OpError) as exc:
+        raise ModelError(
+            f"{model_dir}: the model does not give the detector's outputs "
+            f"{HEATMAP_OUTPUT!r} and {BOX_OUTPUT!r} (retrain it with monitor train): {exc}"
+        ) from exc
+    cells = grid_side(size)
+    if heatmaps.shape != (1, cells, cells, len(metadata.labels)):
+        raise ModelError(
+            f"{model_dir}: the detector's heatmap has shape {heatmaps.shape} but the metadata "
+            f"lists {len(metadata.labels)} labels at input size {size}"
+        )
+    if boxes.shape != (1, cells, cells, 4):
+        raise ModelError(f"{model_dir}: the box output has shape {boxes.shape}")
 
 
 def _load_keras_model(model_path: Path) -> Any:

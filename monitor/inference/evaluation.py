@@ -36,6 +36,7 @@ from monitor.inference.datasets import (
     read_dataset,
     split_by_photo,
 )
+from monitor.inference.detection import CANDIDATE_FLOOR, LogoDetector, hits_logo
 from monitor.inference.model_dir import SPLIT_FILE
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SamplingPlan, plan_samples, render_sample
@@ -46,6 +47,8 @@ CONFUSION_FILE = "confusion_matrix.png"
 DEFAULT_VALIDATION_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.2
 CHUNK = 16
+
+Classifier = LogoClassifier | LogoDetector
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,12 @@ class EvaluationReport:
     there were none).
     ``box_iou50_share`` is the share of found logos (detections of a brand the photo shows) whose
     box overlaps an annotated box of that brand with IoU >= 0.5. ``ece`` is the expected
-    calibration error of the calibrated window probabilities (windows around the annotated logos
-    and logo-free windows of the same photos).
+    calibration error of the model's calibrated probabilities: of its windows (windows around the
+    annotated logos and logo-free windows of the same photos) for the window model, of its
+    detections for the detector. ``detection_ece`` is the latter for both kinds: every candidate
+    detection's probability against whether it is right (brand and IoU >= 0.5).
+    ``map50`` is the mean over brands of the average precision of all candidate detections at
+    IoU 0.5 (PASCAL VOC, every point), None without annotated boxes.
     """
 
     model_version: str
@@ -84,6 +91,8 @@ class EvaluationReport:
     box_iou50_share: float | None
     found_logos_with_box: int
     ece: float | None
+    map50: float | None
+    detection_ece: float | None
     per_brand: dict[str, BrandScore]
     confusion_labels: list[str]
     confusion: list[list[int]]
@@ -134,14 +143,16 @@ def evaluate_model(
     if not items:
         raise DatasetError(f"{dataset_dir} gives no pictures to evaluate")
     started = time.monotonic()
-    answers, failed = _classify_items(classifier, items, grids=grids, progress=progress)
+    candidates, failed = _classify_items(classifier, items, grids=grids, progress=progress)
     seconds = time.monotonic() - started
+    answers = [None if found is None else _thresholded(classifier, found) for found in candidates]
     png = confusion_matrix_path or Path(model_dir) / CONFUSION_FILE
     return _report(
         classifier=classifier,
         dataset=dataset,
         items=items,
         answers=answers,
+        candidates=candidates,
         used=used,
         seconds=seconds,
         png=png,
@@ -149,7 +160,7 @@ def evaluate_model(
     )
 
 
-def _check_brands_known(dataset: Dataset, classifier: LogoClassifier) -> None:
+def _check_brands_known(dataset: Dataset, classifier: Classifier) -> None:
     unknown = sorted(set(dataset.labels) - set(classifier.labels))
     if unknown:
         raise DatasetError(
@@ -214,7 +225,7 @@ def _saved_split(dataset: Dataset, model_dir: Path) -> PhotoSplit | None:
 
 
 def _classify_items(
-    classifier: LogoClassifier,
+    classifier: Classifier,
     items: Sequence[_Item],
     *,
     grids: Sequence[int] | None,
@@ -232,11 +243,23 @@ def _classify_items(
             if image is not None:
                 images.append(image)
                 readable.append(index)
-        results = iter(classifier.classify(images, grids=grids))
+        results = iter(classifier.classify(images, grids=grids, threshold=CANDIDATE_FLOOR))
         answers.extend(next(results) if index in readable else None for index in range(len(chunk)))
         if progress is not None:
             progress(min(start + CHUNK, len(items)), len(items))
     return answers, failed
+
+
+def _thresholded(classifier: Classifier, candidates: list[Detection]) -> list[Detection]:
+    """The detections the model gives in use, from every candidate it found.
+
+    A brand's candidates below the threshold never suppress those above it (suppression keeps the
+    more probable), so filtering the candidates is the same as classifying at the threshold.
+    """
+    if not classifier.metadata.knows_no_logo:
+        return candidates[:1]
+    threshold = classifier.metadata.no_logo_threshold
+    return [detection for detection in candidates if detection.probability >= threshold]
 
 
 def _open_item(item: _Item, failed: list[str]) -> Image | None:
@@ -315,10 +338,11 @@ def score_answers(
 
 def _report(
     *,
-    classifier: LogoClassifier,
+    classifier: Classifier,
     dataset: Dataset,
     items: Sequence[_Item],
     answers: Sequence[list[Detection] | None],
+    candidates: Sequence[list[Detection] | None],
     used: str,
     seconds: float,
     png: Path,
@@ -334,6 +358,13 @@ def _report(
 
     plot_confusion_matrix(scores.confusion, scores.confusion_labels, png)
     logo_photos = [item.photo for item, _ in kept if item.brands]
+    found_candidates = [found for found in candidates if found is not None]
+    detection_ece = _detection_ece(truths, found_candidates)
+    window_ece = (
+        _window_ece(classifier, logo_photos)
+        if isinstance(classifier, LogoClassifier)
+        else detection_ece
+    )
     return EvaluationReport(
         model_version=classifier.version,
         dataset=str(dataset.root),
@@ -346,7 +377,9 @@ def _report(
         missed_logo_rate=scores.missed_logo_rate,
         box_iou50_share=scores.box_iou50_share,
         found_logos_with_box=scores.found_logos_with_box,
-        ece=_window_ece(classifier, logo_photos),
+        ece=window_ece,
+        map50=mean_average_precision(classifier.labels, truths, found_candidates),
+        detection_ece=detection_ece,
         per_brand=scores.per_brand,
         confusion_labels=scores.confusion_labels,
         confusion=scores.confusion.tolist(),
@@ -408,6 +441,81 @@ def _box_hits(logo: Sequence[tuple[Truth, Sequence[Detection]]]) -> tuple[int, i
             ]
             hits += any(iou(detection.box, box) >= 0.5 for box in annotated)
     return hits, found
+
+
+def mean_average_precision(
+    labels: Sequence[str], truths: Sequence[Truth], candidates: Sequence[Sequence[Detection]]
+) -> float | None:
+    """Mean over brands with annotated boxes of the average precision at IoU 0.5 (VOC).
+
+    Each brand's candidates over all pictures, most probable first, are right when they overlap
+    a not yet matched annotated box of that brand by IoU >= 0.5 and wrong otherwise (a second
+    detection of one logo, any detection in a logo-free picture). Pictures with a logo but no
+    boxes (a folder dataset) cannot say where, so without any box there is no mAP.
+    """
+    if not any(truth.boxes for truth in truths):
+        return None
+    precisions = [
+        _average_precision(label, truths, candidates)
+        for label in labels
+        if any(box.brand == label for truth in truths for box in truth.boxes)
+    ]
+    return round(float(np.mean(precisions)), 4) if precisions else None
+
+
+def _average_precision(
+    label: str, truths: Sequence[Truth], candidates: Sequence[Sequence[Detection]]
+) -> float:
+    """All-point interpolated average precision of one brand's candidates."""
+    shown = {
+        index: [box.box for box in truth.boxes if box.brand == label]
+        for index, truth in enumerate(truths)
+    }
+    total = sum(len(boxes) for boxes in shown.values())
+    ranked = sorted(
+        (
+            (detection.probability, index, detection.box)
+            for index, found in enumerate(candidates)
+            for detection in found
+            if detection.brand == label and detection.box is not None
+        ),
+        key=lambda entry: -entry[0],
+    )
+    matched: set[tuple[int, int]] = set()
+    hits = []
+    for _, index, box in ranked:
+        best, best_overlap = -1, 0.5
+        for number, annotated in enumerate(shown.get(index, [])):
+            overlap = iou(box, annotated)
+            if overlap >= best_overlap and (index, number) not in matched:
+                best, best_overlap = number, overlap
+        if best >= 0:
+            matched.add((index, best))
+        hits.append(best >= 0)
+    if not hits:
+        return 0.0
+    true_positives = np.cumsum(hits)
+    precision = true_positives / np.arange(1, len(hits) + 1)
+    recall = true_positives / total
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float(np.sum(steps * envelope))
+
+
+def _detection_ece(
+    truths: Sequence[Truth], candidates: Sequence[Sequence[Detection]]
+) -> float | None:
+    """ECE of every candidate's probability against whether it hits a logo of its brand."""
+    confidences: list[float] = []
+    correct: list[bool] = []
+    for truth, found in zip(truths, candidates, strict=True):
+        logos = [(box.brand, box.box) for box in truth.boxes]
+        for detection in found:
+            confidences.append(detection.probability)
+            correct.append(hits_logo(detection, logos))
+    if not confidences or not any(truth.boxes for truth in truths):
+        return None
+    return round(expected_calibration_error(np.array(confidences), np.array(correct)), 4)
 
 
 def _window_ece(classifier: LogoClassifier, photos: Sequence[LabeledPhoto]) -> float | None:

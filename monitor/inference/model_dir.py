@@ -36,6 +36,9 @@ BACKBONE_NAME = "MobileNetV2"
 """The backbone trained models are built on (recorded in their metadata)."""
 LOGITS_OUTPUT = "logits"
 BOX_OUTPUT = "box"
+HEATMAP_OUTPUT = "heatmap"
+ARCHITECTURES = ("windows", "detector")
+"""``windows``: the classifier applied to grids of windows; ``detector``: the one-pass detector."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,11 @@ class ModelMetadata:
     ``knows_no_logo`` is false for a model trained without a single logo-free picture (a folder
     per class and nothing else): it never learnt what "no logo" looks like, so it has no such
     answer. It names its most probable class for every picture, once, and its threshold is 0.
+
+    ``architecture`` says how the model is applied (``ARCHITECTURES``). For the one-pass detector
+    ``score_calibration`` holds (slope, intercept) of the Platt scaling fitted on validation: a
+    heatmap peak's score s becomes sigmoid(slope x logit(s) + intercept), and
+    ``no_logo_threshold`` applies to that calibrated score; ``temperature`` is unused (1).
     """
 
     version: str
@@ -93,6 +101,8 @@ class ModelMetadata:
     training_seconds: float
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     knows_no_logo: bool = True
+    architecture: str = "windows"
+    score_calibration: tuple[float, float] = (1.0, 0.0)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -105,6 +115,7 @@ class ModelMetadata:
         """A JSON-ready dictionary (tuples become lists)."""
         data = asdict(self)
         data["labels"] = list(self.labels)
+        data["score_calibration"] = list(self.score_calibration)
         data["inference"]["grids"] = list(self.inference.grids)
         return data
 
@@ -178,6 +189,8 @@ def _metadata_from_dict(data: dict[str, Any], *, source: Path) -> ModelMetadata:
         training_seconds=float(_field(data, "training_seconds", (int, float), source)),
         inference=_inference_from_dict(_field(data, "inference", dict, source), source=source),
         knows_no_logo=_knows_no_logo(data, source),
+        architecture=_architecture(data, source),
+        score_calibration=_score_calibration(data, source),
     )
     _check_ranges(metadata, source)
     return metadata
@@ -197,6 +210,29 @@ def _knows_no_logo(data: dict[str, Any], source: Path) -> bool:
     if not isinstance(value, bool):
         raise ModelError(f"{source}: field 'knows_no_logo' must be true or false")
     return value
+
+
+def _architecture(data: dict[str, Any], source: Path) -> str:
+    """The optional ``architecture``; models written before the detector existed are "windows"."""
+    value = data.get("architecture", "windows")
+    if value not in ARCHITECTURES:
+        raise ModelError(
+            f"{source}: architecture {value!r} is not one this monitor knows "
+            f"({', '.join(ARCHITECTURES)}); retrain the model with monitor train"
+        )
+    return str(value)
+
+
+def _score_calibration(data: dict[str, Any], source: Path) -> tuple[float, float]:
+    """The optional Platt (slope, intercept) of a detector's scores; identity when absent."""
+    value = data.get("score_calibration", [1.0, 0.0])
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)
+    ):
+        raise ModelError(f"{source}: score_calibration must be a list of two numbers")
+    return (float(value[0]), float(value[1]))
 
 
 def _field(data: dict[str, Any], name: str, kind: Any, source: Path) -> Any:

@@ -73,6 +73,56 @@ def write_tiny_model(
     return out_dir
 
 
+TINY_DETECTOR_INPUT_SIZE = 64
+
+
+def write_tiny_detector(
+    out_dir: Path,
+    *,
+    labels: Sequence[str],
+    seed: int = 0,
+    threshold: float = 0.5,
+    knows_no_logo: bool = True,
+) -> Path:
+    """Write a one-pass detector model directory with random weights and return its path.
+
+    The same format ``monitor train`` writes for a dataset with boxes (architecture "detector"):
+    a few strided convolutions under the real pyramid and head, on 64-pixel letterboxed input.
+    ``threshold`` applies to its peak scores (identity calibration).
+    """
+    labels = _checked_labels(labels)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    from monitor.inference._tensorflow import import_tensorflow
+
+    import_tensorflow()
+    from monitor.inference.detector import build_tiny_detector
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = build_tiny_detector(
+        num_classes=len(labels), input_size=TINY_DETECTOR_INPUT_SIZE, seed=seed
+    )
+    model.save(out_dir / MODEL_FILE)
+    metadata = ModelMetadata(
+        version=new_version(),
+        labels=tuple(labels),
+        input_size=TINY_DETECTOR_INPUT_SIZE,
+        no_logo_threshold=threshold,
+        temperature=1.0,
+        backbone="tiny",
+        backbone_weights=f"random (seed {seed})",
+        created_at=utc_timestamp(),
+        training_seconds=0.0,
+        knows_no_logo=knows_no_logo,
+        architecture="detector",
+    )
+    write_metadata(out_dir, metadata)
+    write_json(out_dir / METRICS_FILE, {"note": "tiny random-weight detector; nothing was trained"})
+    _write_blank_curve(out_dir / CURVE_FILE)
+    return out_dir
+
+
 def _checked_labels(labels: Sequence[str]) -> list[str]:
     """Labels as a list, refusing an empty, blank or repeated one."""
     if isinstance(labels, str):

@@ -139,3 +139,26 @@ def test_threshold_input_is_checked() -> None:
         choose_threshold(
             logo_scores=[], logo_correct=[], no_logo_scores=[], max_false_positive_rate=0.1
         )
+
+
+def test_platt_scaling_makes_overconfident_scores_honest() -> None:
+    from monitor.inference.calibration import fit_platt, platt_scaled
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.05, 0.95, size=4000)
+    # right far less often than the score says: a half of the score's odds
+    truth_probability = scores / (scores + 2 * (1 - scores))
+    correct = rng.random(4000) < truth_probability
+    calibration = fit_platt(scores, correct)
+    calibrated = platt_scaled(scores, calibration)
+    before = expected_calibration_error(scores, correct)
+    after = expected_calibration_error(calibrated, correct)
+    assert after < before / 3
+    assert calibration[1] == pytest.approx(np.log(0.5), abs=0.15)
+
+
+def test_platt_scaling_needs_both_kinds_of_answer() -> None:
+    from monitor.inference.calibration import fit_platt
+
+    assert fit_platt(np.array([0.2, 0.9]), np.array([True, True])) == (1.0, 0.0)
+    assert fit_platt(np.array([]), np.array([], dtype=bool)) == (1.0, 0.0)

@@ -11,7 +11,13 @@ from PIL import Image
 from monitor.domain import Detection
 from monitor.exceptions import DatasetError
 from monitor.inference.datasets import LogoBox, read_dataset, split_by_photo
-from monitor.inference.evaluation import NO_LOGO, Truth, evaluate_model, score_answers
+from monitor.inference.evaluation import (
+    NO_LOGO,
+    Truth,
+    evaluate_model,
+    mean_average_precision,
+    score_answers,
+)
 from monitor.inference.model_dir import SPLIT_FILE
 from monitor.inference.tiny import write_tiny_model
 from tests.inference.factories import write_brand_folders, write_flickr_dataset
@@ -65,6 +71,29 @@ def test_scores_by_hand() -> None:
     assert names == ["acme", "globex", NO_LOGO]
     assert scores.confusion[names.index(NO_LOGO), names.index("acme")] == 1
     assert scores.confusion.sum() == 8
+
+
+def test_mean_average_precision_by_hand() -> None:
+    acme = LogoBox("acme", (0, 0, 100, 100))
+    globex = LogoBox("globex", (200, 200, 300, 300))
+    truths = [Truth(("acme",), (acme,)), Truth(("acme", "globex"), (acme, globex)), Truth(())]
+    candidates = [
+        [Detection("acme", 0.9, (0, 0, 95, 95))],  # hit
+        [
+            Detection("acme", 0.8, (0, 0, 100, 100)),  # hit
+            Detection("acme", 0.7, (2, 2, 100, 100)),  # the same logo again: wrong
+            Detection("globex", 0.3, (200, 200, 290, 300)),  # hit
+        ],
+        [Detection("globex", 0.6, (0, 0, 50, 50))],  # logo-free picture: wrong
+    ]
+    # acme: hits at ranks 1 and 2 of 2 logos -> AP 1.0; globex: a miss ranked first, then a hit
+    # -> precision 0.5 at recall 1 -> AP 0.5
+    assert mean_average_precision(LABELS, truths, candidates) == pytest.approx(0.75)
+
+
+def test_mean_average_precision_needs_boxes() -> None:
+    truths = [Truth(("acme",))]
+    assert mean_average_precision(LABELS, truths, [[Detection("acme", 0.9, None)]]) is None
 
 
 def test_scores_need_one_answer_per_truth() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,8 @@ def _train_into(
     from monitor.inference._tensorflow import import_tensorflow
 
     import_tensorflow()
+    if options.chosen_architecture(has_boxes=prepared.has_boxes) == "detector":
+        return _train_detector_into(target, prepared, options, report, started)
     from monitor.inference.training.run import TrainingRun
 
     run = TrainingRun(prepared=prepared, options=options, report=report)
@@ -137,6 +140,61 @@ def _train_into(
     run.final_model().save(target / MODEL_FILE)
     write_metadata(target, metadata)
     metrics = _metrics(prepared, options, run, timings, calibration, training_seconds)
+    write_json(target / METRICS_FILE, metrics)
+    write_json(target / SPLIT_FILE, prepared.split.to_dict(dataset=prepared.dataset))
+    from monitor.inference.plots import plot_training_curves
+
+    plot_training_curves(run.curves(), target / CURVE_FILE)
+    report(TrainingProgress("saving", 1, 1, message="done"))
+    return metadata, metrics
+
+
+def _train_detector_into(
+    target: Path,
+    prepared: PreparedData,
+    options: TrainOptions,
+    report: Progress,
+    started: float,
+) -> tuple[ModelMetadata, dict[str, Any]]:
+    """The one-pass detector's fit, calibration and save into ``target``."""
+    from monitor.inference.training.detector_run import DetectorRun
+
+    run = DetectorRun(prepared=prepared, options=options, report=report)
+    timings = run.fit()
+    report(TrainingProgress("calibrating", 0, 1, message="validation photos"))
+    calibration = run.calibrate()
+    report(TrainingProgress("calibrating", 1, 1, message="done"))
+    report(TrainingProgress("saving", 0, 1, message=f"writing {target}"))
+    training_seconds = time.monotonic() - started
+    metadata = replace(
+        run.metadata(
+            version=new_version(),
+            calibration=tuple(calibration["score_calibration"]),  # type: ignore[arg-type]
+            threshold=calibration["threshold"]["value"],
+        ),
+        created_at=utc_timestamp(),
+        training_seconds=round(training_seconds, 1),
+    )
+    run.final_model().save(target / MODEL_FILE)
+    write_metadata(target, metadata)
+    metrics = {
+        "dataset": str(prepared.dataset.root),
+        "layout": prepared.dataset.layout,
+        "architecture": "detector",
+        "labels": list(prepared.dataset.labels),
+        "knows_no_logo": prepared.knows_no_logo,
+        "warnings": list(prepared.warnings),
+        "photos": {
+            "train": len(prepared.split.train),
+            "validation": len(prepared.split.validation),
+            "test": len(prepared.split.test),
+        },
+        "views": {"train": len(prepared.train_photos) * options.views_per_photo},
+        "stages": run.stage_summaries(),
+        "calibration": calibration,
+        "timings_seconds": {**timings, "total": round(training_seconds, 1)},
+        "options": _options_dict(options),
+    }
     write_json(target / METRICS_FILE, metrics)
     write_json(target / SPLIT_FILE, prepared.split.to_dict(dataset=prepared.dataset))
     from monitor.inference.plots import plot_training_curves

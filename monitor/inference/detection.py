@@ -1,0 +1,153 @@
+"""The one-pass logo detector at work: a photo in, its logos out, one network pass a photo.
+
+Importing this module does not import TensorFlow; the loaders in ``monitor.inference.classifier``
+give it a ``predict`` function built on the saved model (Keras or LiteRT).
+
+How a photo is read: it is letterboxed onto the model's square input (``letterbox``), the model
+gives a heatmap per brand and a box map (``monitor.inference.heatmaps``), and each heatmap peak is
+a candidate logo. Its score is calibrated on validation (``score_calibration``); candidates at or
+above the threshold are the photo's detections, their boxes mapped back to photo pixels, one per
+logo (a brand's peaks, then overlapping boxes of one brand merged). A photo with none shows no
+logo. A model trained without logo-free pictures names its best candidate, whatever its score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL.Image import Image
+
+from monitor.domain import Detection
+from monitor.inference.calibration import platt_scaled
+from monitor.inference.heatmaps import Peak, find_peaks
+from monitor.inference.letterbox import Placement, fitting_placement, letterbox
+from monitor.inference.model_dir import ModelMetadata
+from monitor.inference.windows import non_maximum_suppression
+
+DetectorPredict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Letterboxed pixels (n, size, size, 3) -> (heatmaps (n, cells, cells, brands), boxes (n, cells, cells, 4))."""
+
+CANDIDATE_FLOOR = 0.02
+"""Raw peak scores below this are not candidates at all (far below any threshold chosen)."""
+MAX_CANDIDATES = 50
+CROSS_BRAND_IOU = 0.7
+"""Two brands' candidates on nearly the same box are one logo: the more probable is kept."""
+
+
+@dataclass(frozen=True)
+class PhotoCandidates:
+    """Every candidate logo of one photo, calibrated, most probable first (photo pixels)."""
+
+    detections: list[Detection]
+
+
+class LogoDetector:
+    """Finds brand logos in pictures with one trained detector (same surface as LogoClassifier)."""
+
+    def __init__(self, *, metadata: ModelMetadata, predict: DetectorPredict) -> None:
+        self.metadata = metadata
+        self.version: str = metadata.version
+        self.labels: list[str] = list(metadata.labels)
+        self._predict = predict
+
+    def classify(
+        self,
+        images: Sequence[Image],
+        *,
+        grids: Sequence[int] | None = None,
+        threshold: float | None = None,
+    ) -> list[list[Detection]]:
+        """One list of detections per image, most probable first; empty means no logo.
+
+        ``grids`` is accepted for the window model's callers and ignored: the detector has no
+        windows. ``threshold`` overrides the model's (evaluation asks for every candidate).
+        """
+        return [
+            self.detections(candidates, threshold=threshold) for candidates in self.analyse(images)
+        ]
+
+    def detections(
+        self, candidates: PhotoCandidates, *, threshold: float | None = None
+    ) -> list[Detection]:
+        """The photo's detections at ``threshold`` (the model's own by default)."""
+        found = candidates.detections
+        if not self.metadata.knows_no_logo:
+            return found[:1]
+        cut = self.metadata.no_logo_threshold if threshold is None else threshold
+        return [detection for detection in found if detection.probability >= cut]
+
+    def analyse(self, images: Sequence[Image]) -> list[PhotoCandidates]:
+        """All candidates of every image, batched ``metadata.inference.batch_size`` at a time."""
+        size = self.metadata.input_size
+        results: list[PhotoCandidates] = []
+        batch_size = self.metadata.inference.batch_size
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            placements = [fitting_placement(image.size, size) for image in chunk]
+            pixels = np.stack(
+                [
+                    letterbox(image, size, placement)
+                    for image, placement in zip(chunk, placements, strict=True)
+                ]
+            )
+            heatmaps, boxes = self._predict(pixels)
+            for index, image in enumerate(chunk):
+                peaks = find_peaks(
+                    heatmaps[index], boxes[index], floor=CANDIDATE_FLOOR, limit=MAX_CANDIDATES
+                )
+                results.append(self._candidates(peaks, placements[index], image.size))
+        return results
+
+    def _candidates(
+        self, peaks: Sequence[Peak], placement: Placement, photo_size: tuple[int, int]
+    ) -> PhotoCandidates:
+        """Peaks as calibrated detections in photo pixels, duplicates of one logo merged."""
+        if not peaks:
+            return PhotoCandidates([])
+        scores = platt_scaled(
+            np.array([peak.score for peak in peaks]), self.metadata.score_calibration
+        )
+        detections = [
+            Detection(
+                brand=self.labels[peak.label],
+                probability=float(score),
+                box=placement.to_photo(peak.box, photo_size),
+            )
+            for peak, score in zip(peaks, scores, strict=True)
+        ]
+        merged = non_maximum_suppression(detections, iou_threshold=self.metadata.inference.nms_iou)
+        return PhotoCandidates(_merge_across_brands(merged))
+
+
+def _merge_across_brands(detections: Sequence[Detection]) -> list[Detection]:
+    """Drop a candidate whose box nearly repeats a more probable one of another brand."""
+    from monitor.inference.windows import iou
+
+    kept: list[Detection] = []
+    for candidate in detections:
+        if candidate.box is None or not any(
+            chosen.box is not None and iou(candidate.box, chosen.box) >= CROSS_BRAND_IOU
+            for chosen in kept
+        ):
+            kept.append(candidate)
+    return kept
+
+
+def hits_logo(detection: Detection, logos: Sequence[tuple[str, tuple[int, int, int, int]]]) -> bool:
+    """Whether a detection names a shown logo's brand with a box overlapping it by IoU >= 0.5.
+
+    ``logos`` are (brand, box) in photo pixels. The standard test of a right detection (PASCAL
+    VOC), used to calibrate scores and to score mean average precision.
+    """
+    from monitor.inference.windows import iou
+
+    if detection.box is None:
+        return False
+    return any(
+        brand == detection.brand and iou(detection.box, box) >= MATCH_IOU for brand, box in logos
+    )
+
+
+MATCH_IOU = 0.5

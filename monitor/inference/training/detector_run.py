@@ -1,0 +1,524 @@
+"""One training run of the one-pass detector (TensorFlow): views, features, fit, calibration.
+
+The recipe (``monitor.inference.training.recipe`` describes where it sits):
+
+1. Each training photo gives ``views_per_photo`` views (``monitor.inference.views``): the one
+   serving makes, and scale-jittered, cropped, recoloured, blurred or slightly turned ones. The
+   frozen ImageNet MobileNetV2 runs once over every view; its stride-8, 16 and 32 features are
+   kept in memory (float16) with the view's targets (``monitor.inference.heatmaps``).
+2. The feature pyramid and head are fitted on those features with the focal and GIoU losses
+   (AdamW, cosine learning rate); the epoch with the lowest validation loss is kept.
+3. Calibration on validation photos, as serving sees them: a Platt fit makes peak scores
+   probabilities (ECE before and after is recorded), then the threshold is chosen on the
+   photos' best candidates and on logo-free regions of the same photos.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL.Image import Image, Resampling
+
+from monitor.domain import Box, Detection
+from monitor.inference.calibration import (
+    choose_threshold,
+    expected_calibration_error,
+    fit_platt,
+    platt_scaled,
+)
+from monitor.inference.classifier import keras_detector_predict_function
+from monitor.inference.datasets import LabeledPhoto
+from monitor.inference.detection import LogoDetector, hits_logo
+from monitor.inference.detector import (
+    build_detector_head,
+    build_detector_model,
+    build_feature_extractor,
+    split_feature_extractor,
+)
+from monitor.inference.heatmaps import make_targets
+from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, HEATMAP_OUTPUT, ModelMetadata
+from monitor.inference.pixels import open_image
+from monitor.inference.training.data import PreparedData, validation_negatives
+from monitor.inference.training.detector_losses import box_giou_loss, heatmap_focal_loss
+from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
+from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
+
+SCORING_CHUNK = 16
+REPORT_EVERY_STEPS = 5
+UPPER_LEARNING_SHARE = 0.1
+"""The fine-tuned backbone learns at this share of the head's rate (it starts trained)."""
+WEIGHT_DECAY = 0.05
+BOX_LOSS_WEIGHT = 2.0
+
+
+@dataclass(frozen=True)
+class TrainingPhoto:
+    """A training photo kept in memory, shrunk to the largest size a view uses, and its logos."""
+
+    image: Image
+    boxes: tuple[tuple[tuple[float, float, float, float], int], ...]
+
+
+@dataclass
+class Batch:
+    """A batch of views: pixels and the targets the losses compare the outputs with."""
+
+    pixels: np.ndarray
+    heatmap: np.ndarray
+    heatmap_weight: np.ndarray
+    box_target: np.ndarray
+    box_weight: np.ndarray
+
+    def tensors(self) -> list[Any]:
+        return [
+            tf.constant(array)
+            for array in (
+                self.pixels,
+                self.heatmap,
+                self.heatmap_weight,
+                self.box_target,
+                self.box_weight,
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Mean losses of one epoch on training and validation views."""
+
+    train_heatmap: float
+    train_box: float
+    validation_heatmap: float | None
+    validation_box: float | None
+
+    @property
+    def validation_total(self) -> float | None:
+        if self.validation_heatmap is None or self.validation_box is None:
+            return None
+        return self.validation_heatmap + BOX_LOSS_WEIGHT * self.validation_box
+
+
+class DetectorRun:
+    """Holds the detector's networks and the photos in memory between the stages of one run."""
+
+    def __init__(self, *, prepared: PreparedData, options: TrainOptions, report: Progress) -> None:
+        self.prepared = prepared
+        self.options = options
+        self.report = report
+        self.labels = prepared.dataset.labels
+        self.size = options.detector_input_size
+        self.extractor = build_feature_extractor(
+            input_size=self.size, weights=options.backbone_weights
+        )
+        self.lower, self.upper = split_feature_extractor(self.extractor)
+        self.head = build_detector_head(num_classes=len(self.labels), seed=options.seed)
+        self.epochs: list[EpochResult] = []
+        self.best_epoch = 0
+
+    # --- fitting -----------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, float]:
+        """Load the photos, fit the upper backbone and head; return the seconds each step took."""
+        timings: dict[str, float] = {}
+        clock = time.monotonic()
+        train = self._load(self.prepared.train_photos, "train")
+        validation_photos = [photo for photo in self.prepared.validation_photos if photo.has_logo]
+        validation = self._load(validation_photos, "validation")
+        validation_batches = [
+            self._batch([serving_view(photo.image, photo.boxes, self.size) for photo in chunk])
+            for chunk in _chunks(validation, self.options.detector_batch_size)
+        ]
+        timings["loading"] = round(time.monotonic() - clock, 1)
+        clock = time.monotonic()
+        self._fit(train, validation_batches)
+        timings["fitting"] = round(time.monotonic() - clock, 1)
+        return timings
+
+    def _load(self, photos: Sequence[LabeledPhoto], side: str) -> list[TrainingPhoto]:
+        """Every photo decoded once and shrunk so no view needs more pixels than it keeps."""
+        index = {label: number for number, label in enumerate(self.labels)}
+        largest = self.size * ViewPlan().max_scale
+        loaded: list[TrainingPhoto] = []
+        for number, photo in enumerate(photos, start=1):
+            image = open_image(photo.path, max_pixels=self.options.max_image_pixels)
+            shrink = min(1.0, largest / max(image.size))
+            if shrink < 1.0:
+                image = image.resize(
+                    (max(1, round(image.size[0] * shrink)), max(1, round(image.size[1] * shrink))),
+                    Resampling.BILINEAR,
+                )
+            boxes = tuple(
+                (tuple(value * shrink for value in logo.box), index[logo.brand])
+                for logo in photo.logo_boxes()
+            )
+            loaded.append(TrainingPhoto(image, boxes))  # type: ignore[arg-type]
+            if number % 50 == 0 or number == len(photos):
+                self.report(
+                    TrainingProgress("reading", number, len(photos), message=f"{side} photos")
+                )
+        return loaded
+
+    def _batch(self, views: Sequence[View]) -> Batch:
+        targets = [
+            make_targets(
+                view.boxes, ignored=view.ignored, input_size=self.size, num_classes=len(self.labels)
+            )
+            for view in views
+        ]
+        return Batch(
+            pixels=np.stack([view.pixels for view in views]),
+            heatmap=np.stack([target.heatmap for target in targets]),
+            heatmap_weight=np.stack([target.heatmap_weight for target in targets]),
+            box_target=np.stack([target.box_target for target in targets]),
+            box_weight=np.stack([target.box_weight for target in targets]),
+        )
+
+    def _epoch_batches(
+        self, photos: Sequence[TrainingPhoto], rng: np.random.Generator
+    ) -> Iterator[Batch]:
+        """One epoch of fresh views, every photo once in a random order, drawn a batch ahead.
+
+        Views are drawn on a second thread while TensorFlow trains on the batch before, so the
+        two cores spend no time waiting for Pillow.
+        """
+        order = rng.permutation(len(photos))
+        size = self.options.detector_batch_size
+        chunks = [order[start : start + size] for start in range(0, len(order) - size + 1, size)]
+        seeds = rng.integers(0, 2**31, size=len(chunks))
+
+        def draw(chunk: np.ndarray, seed: int) -> Batch:
+            view_rng = np.random.default_rng(seed)
+            return self._batch(
+                [
+                    augmented_view(
+                        photos[index].image, photos[index].boxes, self.size, rng=view_rng
+                    )
+                    for index in chunk
+                ]
+            )
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(draw, chunks[0], int(seeds[0])) if chunks else None
+            for number in range(len(chunks)):
+                assert pending is not None
+                batch = pending.result()
+                if number + 1 < len(chunks):
+                    pending = pool.submit(draw, chunks[number + 1], int(seeds[number + 1]))
+                yield batch
+
+    def _fit(self, train: Sequence[TrainingPhoto], validation: Sequence[Batch]) -> None:
+        """Fit the upper backbone and head; keep the epoch with the lowest validation loss."""
+        options = self.options
+        steps_per_epoch = max(1, len(train) // options.detector_batch_size)
+        total_steps = steps_per_epoch * options.detector_epochs
+        head_optimizer = _optimizer(options.detector_learning_rate, total_steps)
+        upper_optimizer = _optimizer(
+            options.detector_learning_rate * UPPER_LEARNING_SHARE, total_steps
+        )
+        train_step = _train_step_function(
+            self.lower, self.upper, self.head, head_optimizer, upper_optimizer
+        )
+        evaluate = _loss_function(self.lower, self.upper, self.head)
+        rng = np.random.default_rng([options.seed, 23])
+        best_weights = self._weights()
+        best_value = np.inf
+        for epoch in range(1, options.detector_epochs + 1):
+            sums = np.zeros(2)
+            for step, batch in enumerate(self._epoch_batches(train, rng), start=1):
+                losses = train_step(*batch.tensors())
+                sums += [float(value) for value in losses]
+                if step % REPORT_EVERY_STEPS == 0 or step == steps_per_epoch:
+                    self.report(
+                        TrainingProgress(
+                            "fitting",
+                            step,
+                            steps_per_epoch,
+                            epoch=epoch,
+                            epochs=options.detector_epochs,
+                            metrics={"heatmap_loss": sums[0] / step, "box_loss": sums[1] / step},
+                        )
+                    )
+            result = _epoch_result(sums / steps_per_epoch, evaluate, validation)
+            self.epochs.append(result)
+            value = result.validation_total
+            if value is None or value < best_value:
+                best_value = np.inf if value is None else value
+                best_weights = self._weights()
+                self.best_epoch = epoch
+            self.report(
+                TrainingProgress(
+                    "fitting",
+                    steps_per_epoch,
+                    steps_per_epoch,
+                    epoch=epoch,
+                    epochs=options.detector_epochs,
+                    metrics=_epoch_metrics(result),
+                )
+            )
+        self._set_weights(best_weights)
+
+    def _weights(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return self.upper.get_weights(), self.head.get_weights()
+
+    def _set_weights(self, weights: tuple[list[np.ndarray], list[np.ndarray]]) -> None:
+        self.upper.set_weights(weights[0])
+        self.head.set_weights(weights[1])
+
+    # --- calibration -------------------------------------------------------------------------
+
+    def calibrate(self) -> dict[str, Any]:
+        """Platt-scale peak scores and choose the threshold, on validation pictures only."""
+        logo_photos = [photo for photo in self.prepared.validation_photos if photo.has_logo]
+        negatives = validation_negatives(self.prepared.validation_photos, seed=self.options.seed)
+        raw = self.detector(calibration=(1.0, 0.0), threshold=0.0)
+        logo_found = _detect(raw, [(photo, None) for photo in logo_photos], self.options)
+        negative_found = _detect(raw, negatives, self.options)
+        scores, correct = _candidate_outcomes(logo_photos, logo_found, negative_found)
+        calibration = fit_platt(scores, correct) if len(scores) else (1.0, 0.0)
+        result: dict[str, Any] = {
+            "score_calibration": list(calibration),
+            "validation_candidates": len(scores),
+            "ece_before": _ece(scores, correct),
+            "ece_after": _ece(platt_scaled(scores, calibration), correct),
+        }
+        if not self.prepared.knows_no_logo:
+            result["threshold"] = {"value": 0.0, "note": "no logo-free pictures"}
+            return result
+        logo_scores, logo_right = _best_answers(logo_photos, logo_found, calibration)
+        negative_scores = [
+            float(platt_scaled(np.array([found[0].probability]), calibration)[0]) if found else 0.0
+            for found in negative_found
+        ]
+        choice = choose_threshold(
+            logo_scores=logo_scores,
+            logo_correct=logo_right,
+            no_logo_scores=negative_scores,
+            max_false_positive_rate=self.options.max_false_positive_rate,
+        )
+        result["threshold"] = {
+            "value": round(choice.threshold, 6),
+            "validation_logo_photos": len(logo_photos),
+            "validation_no_logo_pictures": len(negatives),
+            "validation_accuracy": round(choice.accuracy, 4),
+            "validation_brand_accuracy": round(choice.brand_accuracy, 4),
+            "validation_false_positive_rate": round(choice.false_positive_rate, 4),
+        }
+        return result
+
+    # --- results -----------------------------------------------------------------------------
+
+    def final_model(self) -> keras.Model:
+        """The model to save: letterboxed pixels in, heatmap and box maps out."""
+        return build_detector_model(extractor=self.extractor, head=self.head, input_size=self.size)
+
+    def metadata(
+        self, *, version: str, calibration: tuple[float, float], threshold: float
+    ) -> ModelMetadata:
+        """The metadata of this run's detector with the given calibration and threshold."""
+        return ModelMetadata(
+            version=version,
+            labels=self.labels,
+            input_size=self.size,
+            no_logo_threshold=threshold,
+            temperature=1.0,
+            backbone=BACKBONE_NAME,
+            backbone_weights=self.options.backbone_weights,
+            created_at="",
+            training_seconds=0.0,
+            inference=self.options.inference,
+            knows_no_logo=self.prepared.knows_no_logo,
+            architecture="detector",
+            score_calibration=calibration,
+        )
+
+    def detector(self, *, calibration: tuple[float, float], threshold: float) -> LogoDetector:
+        """A detector on the in-memory model, to score validation photos before saving."""
+        metadata = self.metadata(version="validation", calibration=calibration, threshold=threshold)
+        return LogoDetector(
+            metadata=metadata, predict=keras_detector_predict_function(self.final_model())
+        )
+
+    def curves(self) -> dict[str, list[float]]:
+        """Per-epoch losses for the training-curve picture."""
+        return {
+            "train heatmap loss": [epoch.train_heatmap for epoch in self.epochs],
+            "train box loss": [epoch.train_box for epoch in self.epochs],
+            "validation heatmap loss": [
+                epoch.validation_heatmap
+                for epoch in self.epochs
+                if epoch.validation_heatmap is not None
+            ],
+            "validation box loss": [
+                epoch.validation_box for epoch in self.epochs if epoch.validation_box is not None
+            ],
+        }
+
+    def stage_summaries(self) -> dict[str, Any]:
+        """The head stage: epochs run, the kept epoch and its validation losses."""
+        kept = self.epochs[self.best_epoch - 1] if self.best_epoch else None
+        return {
+            "detector_head": {
+                "epochs": len(self.epochs),
+                "best_epoch": self.best_epoch,
+                "kept_validation_heatmap_loss": _rounded(kept.validation_heatmap if kept else None),
+                "kept_validation_box_loss": _rounded(kept.validation_box if kept else None),
+            }
+        }
+
+
+def _chunks(items: Sequence[TrainingPhoto], size: int) -> Iterator[Sequence[TrainingPhoto]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _optimizer(learning_rate: float, total_steps: int) -> keras.optimizers.Optimizer:
+    """AdamW with a short warm-up and a cosine decay over the whole run."""
+    warmup = min(total_steps // 10, 200)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate * 0.1,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=WEIGHT_DECAY)
+
+
+def _losses(
+    lower: keras.Model, upper: keras.Model, head: keras.Model, arrays: Sequence[Any], training: bool
+) -> tuple[Any, Any]:
+    pixels, heatmap, heatmap_weight, box_target, box_weight = arrays
+    scaled = tf.cast(pixels, tf.float32) / 127.5 - 1.0
+    stride_8, stride_16 = lower(scaled, training=False)
+    # batch norm keeps its ImageNet statistics (training=False) while the weights are fine-tuned
+    stride_32 = upper(stride_16, training=False)
+    outputs = head([stride_8, stride_16, stride_32], training=training)
+    heat_loss = heatmap_focal_loss(heatmap, outputs[HEATMAP_OUTPUT], heatmap_weight)
+    box_loss = box_giou_loss(box_target, outputs[BOX_OUTPUT], box_weight)
+    return heat_loss, box_loss
+
+
+def _train_step_function(
+    lower: keras.Model,
+    upper: keras.Model,
+    head: keras.Model,
+    head_optimizer: keras.optimizers.Optimizer,
+    upper_optimizer: keras.optimizers.Optimizer,
+) -> Any:
+    head_variables = head.trainable_variables
+    upper_variables = upper.trainable_variables
+
+    @tf.function(reduce_retracing=True)
+    def step(*arrays: Any) -> Any:
+        with tf.GradientTape() as tape:
+            heat_loss, box_loss = _losses(lower, upper, head, arrays, True)
+            loss = heat_loss + BOX_LOSS_WEIGHT * box_loss
+        gradients = tape.gradient(loss, [*head_variables, *upper_variables])
+        head_optimizer.apply_gradients(
+            zip(gradients[: len(head_variables)], head_variables, strict=True)
+        )
+        upper_optimizer.apply_gradients(
+            zip(gradients[len(head_variables) :], upper_variables, strict=True)
+        )
+        return heat_loss, box_loss
+
+    return step
+
+
+def _loss_function(lower: keras.Model, upper: keras.Model, head: keras.Model) -> Any:
+    @tf.function(reduce_retracing=True)
+    def losses(*arrays: Any) -> Any:
+        return _losses(lower, upper, head, arrays, False)
+
+    return losses
+
+
+def _epoch_result(
+    train_means: np.ndarray, evaluate: Any, validation: Sequence[Batch]
+) -> EpochResult:
+    if not validation:
+        return EpochResult(float(train_means[0]), float(train_means[1]), None, None)
+    sums = np.zeros(2)
+    for batch in validation:
+        sums += [float(value) for value in evaluate(*batch.tensors())]
+    means = sums / len(validation)
+    return EpochResult(
+        float(train_means[0]), float(train_means[1]), float(means[0]), float(means[1])
+    )
+
+
+def _epoch_metrics(result: EpochResult) -> dict[str, float]:
+    metrics = {"heatmap_loss": result.train_heatmap, "box_loss": result.train_box}
+    if result.validation_heatmap is not None and result.validation_box is not None:
+        metrics["val_heatmap_loss"] = result.validation_heatmap
+        metrics["val_box_loss"] = result.validation_box
+    return metrics
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _detect(
+    detector: LogoDetector,
+    pictures: Sequence[tuple[LabeledPhoto, Box | None]],
+    options: TrainOptions,
+) -> list[list[Detection]]:
+    """Every candidate of each picture (a photo or a region of it), a few pictures at a time."""
+    found: list[list[Detection]] = []
+    for start in range(0, len(pictures), SCORING_CHUNK):
+        images: list[Image] = []
+        for photo, region in pictures[start : start + SCORING_CHUNK]:
+            image = open_image(photo.path, max_pixels=options.max_image_pixels)
+            images.append(image.crop(region) if region is not None else image)
+        found.extend(detector.classify(images))
+    return found
+
+
+def _candidate_outcomes(
+    logo_photos: Sequence[LabeledPhoto],
+    logo_found: Sequence[Sequence[Detection]],
+    negative_found: Sequence[Sequence[Detection]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores of all validation candidates and whether each is a right detection."""
+    scores: list[float] = []
+    correct: list[bool] = []
+    for photo, found in zip(logo_photos, logo_found, strict=True):
+        logos = [(logo.brand, logo.box) for logo in photo.logo_boxes()]
+        for detection in found:
+            scores.append(detection.probability)
+            correct.append(hits_logo(detection, logos))
+    for found in negative_found:
+        scores.extend(detection.probability for detection in found)
+        correct.extend(False for _ in found)
+    return np.array(scores), np.array(correct, dtype=bool)
+
+
+def _best_answers(
+    logo_photos: Sequence[LabeledPhoto],
+    logo_found: Sequence[Sequence[Detection]],
+    calibration: tuple[float, float],
+) -> tuple[list[float], list[bool]]:
+    """Each validation logo photo's best candidate: calibrated score, and whether its brand is right."""
+    scores: list[float] = []
+    right: list[bool] = []
+    for photo, found in zip(logo_photos, logo_found, strict=True):
+        if not found:
+            scores.append(0.0)
+            right.append(False)
+            continue
+        scores.append(float(platt_scaled(np.array([found[0].probability]), calibration)[0]))
+        right.append(found[0].brand in photo.brands)
+    return scores, right
+
+
+def _ece(scores: np.ndarray, correct: np.ndarray) -> float | None:
+    if len(scores) == 0:
+        return None
+    return round(expected_calibration_error(scores, correct), 4)

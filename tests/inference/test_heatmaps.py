@@ -1,0 +1,78 @@
+"""The detector's targets from boxes and its detections from output maps (no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.inference.heatmaps import (
+    STRIDE,
+    TargetBox,
+    box_at,
+    find_peaks,
+    grid_side,
+    make_targets,
+)
+
+
+def test_a_logo_peaks_at_its_centre_cell_and_fades_around_it() -> None:
+    targets = make_targets(
+        [TargetBox(box=(40.0, 80.0, 120.0, 120.0), label=1)], input_size=256, num_classes=3
+    )
+    side = grid_side(256)
+    assert targets.heatmap.shape == (side, side, 3)
+    row, column = int(100 // STRIDE), int(80 // STRIDE)
+    assert targets.heatmap[row, column, 1] == 1.0
+    assert np.count_nonzero(targets.heatmap == 1.0) == 1
+    assert targets.heatmap[:, :, 0].max() == 0.0
+    assert 0 < targets.heatmap[row, column + 2, 1] < targets.heatmap[row, column + 1, 1] < 1
+    # wider than high: the Gaussian spreads further along x than along y
+    assert targets.heatmap[row, column + 3, 1] > targets.heatmap[row + 3, column, 1]
+
+
+def test_box_weights_sum_to_one_per_logo_and_targets_hold_its_corners() -> None:
+    boxes = [
+        TargetBox(box=(0.0, 0.0, 64.0, 64.0), label=0),
+        TargetBox(box=(150.0, 150.0, 250.0, 200.0), label=2),
+    ]
+    targets = make_targets(boxes, input_size=256, num_classes=3)
+    assert targets.box_weight.sum() == pytest.approx(2.0, rel=1e-5)
+    row, column = int(175 // STRIDE), int(200 // STRIDE)
+    assert targets.box_target[row, column] == pytest.approx(np.array([150, 150, 250, 200]) / STRIDE)
+
+
+def test_ignored_regions_are_neither_logo_nor_background() -> None:
+    targets = make_targets([], ignored=[(0.0, 0.0, 40.0, 40.0)], input_size=128, num_classes=2)
+    assert targets.heatmap.max() == 0.0
+    assert targets.heatmap_weight[0, 0] == 0.0
+    assert targets.heatmap_weight[10, 10] == 1.0
+    assert targets.box_weight.sum() == 0.0
+
+
+def test_a_tiny_logo_still_has_a_centre_cell() -> None:
+    targets = make_targets(
+        [TargetBox(box=(9.0, 9.0, 12.0, 12.0), label=0)], input_size=64, num_classes=1
+    )
+    assert targets.heatmap[1, 1, 0] == 1.0
+    assert targets.box_weight.sum() == pytest.approx(1.0)
+
+
+def test_peaks_are_local_maxima_above_the_floor_highest_first() -> None:
+    heatmap = np.zeros((8, 8, 2), dtype=np.float32)
+    heatmap[2, 2, 0], heatmap[2, 3, 0] = 0.9, 0.6  # one logo lighting two cells
+    heatmap[6, 6, 1] = 0.7
+    heatmap[0, 7, 1] = 0.01  # below the floor
+    boxes = np.zeros((8, 8, 4), dtype=np.float32)
+    peaks = find_peaks(heatmap, boxes, floor=0.05, limit=10)
+    assert [(peak.label, round(peak.score, 2)) for peak in peaks] == [(0, 0.9), (1, 0.7)]
+    assert len(find_peaks(heatmap, boxes, floor=0.05, limit=1)) == 1
+
+
+def test_the_box_is_read_as_log_distances_from_the_cell_centre() -> None:
+    boxes = np.zeros((4, 4, 4), dtype=np.float32)
+    boxes[1, 2] = np.log([1.0, 2.0, 0.5, 1.0])
+    x1, y1, x2, y2 = box_at(boxes, 1, 2)
+    centre_x, centre_y = 2.5 * STRIDE, 1.5 * STRIDE
+    assert (x1, y1, x2, y2) == pytest.approx(
+        (centre_x - STRIDE, centre_y - 2 * STRIDE, centre_x + STRIDE / 2, centre_y + STRIDE)
+    )
