@@ -29,6 +29,7 @@ from monitor.inference.training import (
 from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
 
 FAST = TrainOptions(
+    architecture="windows",
     epochs_head=2,
     epochs_finetune=1,
     image_size=32,
@@ -110,6 +111,72 @@ def test_progress_goes_through_every_stage_in_order(
     head_steps = [step for step in steps if step.stage == "head"]
     assert head_steps[-1].epoch == head_steps[-1].epochs == 2
     assert all(step.completed <= step.total for step in steps)
+
+
+FAST_DETECTOR = TrainOptions(
+    backbone_weights="random",
+    detector_input_size=64,
+    detector_epochs=2,
+    detector_batch_size=4,
+    validation_fraction=0.2,
+    test_fraction=0.2,
+    seed=1,
+)
+
+
+@pytest.fixture(scope="module")
+def trained_detector(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, list[TrainingProgress]]:
+    """A fast detector run: a dataset with boxes trains the one-pass detector by default."""
+    root = tmp_path_factory.mktemp("train-detector")
+    dataset = write_flickr_dataset(root / "set", photos_per_brand=6)
+    steps: list[TrainingProgress] = []
+    train_model(
+        dataset_dir=dataset, out_dir=root / "model", options=FAST_DETECTOR, progress=steps.append
+    )
+    return dataset, root / "model", steps
+
+
+def test_a_dataset_with_boxes_trains_the_detector(
+    trained_detector: tuple[Path, Path, list[TrainingProgress]],
+) -> None:
+    _, model_dir, steps = trained_detector
+    for name in (MODEL_FILE, "metadata.json", METRICS_FILE, CURVE_FILE, SPLIT_FILE):
+        assert (model_dir / name).is_file(), name
+    metadata = read_metadata(model_dir)
+    assert metadata.architecture == "detector"
+    assert metadata.input_size == 64 and metadata.knows_no_logo
+    assert 0 <= metadata.no_logo_threshold <= 1
+    metrics = json.loads((model_dir / METRICS_FILE).read_text())
+    assert metrics["stages"]["detector_head"]["epochs"] == 2
+    assert {"score_calibration", "ece_before", "ece_after", "threshold"} <= set(
+        metrics["calibration"]
+    )
+    stages = list(dict.fromkeys(step.stage for step in steps))
+    assert stages == ["reading", "fitting", "calibrating", "saving"]
+    fitting = [step for step in steps if step.stage == "fitting"]
+    assert fitting[-1].epoch == fitting[-1].epochs == 2
+    assert {"heatmap_loss", "box_loss", "val_heatmap_loss"} <= set(fitting[-1].metrics)
+
+
+def test_the_trained_detector_loads_and_classifies(
+    trained_detector: tuple[Path, Path, list[TrainingProgress]],
+) -> None:
+    _, model_dir, _ = trained_detector
+    detector = load_classifier(model_dir)
+    photo = draw_photo((200, 150), [("acme", (20, 20, 80, 80))], 3)
+    (candidates,) = detector.classify([photo], threshold=0.0)
+    for detection in candidates:
+        assert detection.brand in detector.labels and detection.box is not None
+        assert 0 <= detection.box[0] < detection.box[2] <= 200
+
+
+def test_brand_folders_still_train_the_window_classifier(tmp_path: Path) -> None:
+    dataset = write_brand_folders(tmp_path / "set", per_brand=6)
+    options = replace(FAST_DETECTOR, epochs_head=1, epochs_finetune=0, image_size=32)
+    train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
+    assert read_metadata(tmp_path / "model").architecture == "windows"
 
 
 def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> None:

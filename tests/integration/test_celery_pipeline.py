@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from monitor.analytics.report import build_report
 from monitor.collectors.base import validate_options
 from monitor.config import load_settings
+from monitor.inference.model_dir import read_metadata
 from monitor.pipeline import Services
 from monitor.queue import CeleryWorkQueue
 from monitor.storage import repository
@@ -181,3 +182,44 @@ def test_a_model_without_a_no_logo_answer_stores_a_detection_for_every_image(
         report = build_report(session=session, brand=brands[0])
     assert set(brands) <= {"old", "new"}
     assert report.detections == brands.count(brands[0])
+
+
+def test_the_worker_stores_the_detectors_boxes(
+    pg_services: Services,
+    file_server: ServedFiles,
+    start_worker,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """A one-pass detector model (what ``monitor train`` makes from boxed data) runs in the worker.
+
+    Its threshold of 0 stores every candidate, each with a box inside its photo and the model's
+    version, exactly once per image however the task is delivered.
+    """
+    from monitor.inference.tiny import write_tiny_detector
+
+    detector = write_tiny_detector(tmp_path / "detector", labels=["acme", "globex"], threshold=0.0)
+    worker_env["MONITOR_MODEL_DIR"] = str(detector)
+    urls = [file_server.add(f"/{n}.jpg", jpeg_bytes((40 * n, 90, 200))) for n in range(4)]
+    add_source(pg_services, [post(n, url, f"user{n % 2}") for n, url in enumerate(urls)])
+    worker = start_worker()
+
+    celery_queue(pg_services).collect("feed", scheduled=False)
+    wait_for(
+        lambda: image_states(pg_services)[ImageState.CLASSIFIED] == 4,
+        timeout=180,
+        what="4 images classified by the detector worker",
+        on_timeout=worker.log,
+    )
+    with session_scope(pg_services.sessions) as session:
+        rows = session.scalars(select(DetectionRow)).all()
+        images = {image.id: image for image in session.scalars(select(Image)).all()}
+        assert rows and {row.image_id for row in rows} == set(images)
+        for row in rows:
+            assert row.brand in {"acme", "globex"}
+            assert row.x1 is not None and row.y1 is not None
+            assert row.x2 is not None and row.y2 is not None
+            assert row.x2 > row.x1 >= 0 and row.y2 > row.y1 >= 0
+        versions = session.scalars(select(Classification.model_version)).all()
+    assert len(versions) == 4
+    assert set(versions) == {read_metadata(detector).version}
