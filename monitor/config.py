@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         None, description="Celery broker (redis://...); unset: work runs in-process."
     )
     model_dir: Path | None = Field(None, description="Model directory used for classification.")
+    model_runtime: Literal["auto", "keras", "litert"] = Field(
+        "auto",
+        description="How a detector model runs: 'litert' its int8 file (CPU workers), 'keras' the "
+        "float model, 'auto' the int8 file when the model has one and TensorFlow sees no GPU.",
+    )
     backbone_weights: str = Field(
         "imagenet", description="'imagenet' (Keras cache/download) or a path to an .h5 file."
     )

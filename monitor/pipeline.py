@@ -713,7 +713,7 @@ def _default_classifier_loader(settings: Settings) -> Callable[[], Classifier]:
     def load() -> Classifier:
         from monitor.inference.classifier import load_classifier
 
-        return load_classifier(settings.default_model_dir)
+        return load_classifier(settings.default_model_dir, runtime=settings.model_runtime)
 
     return load
 

@@ -59,7 +59,9 @@ def _classifier() -> pipeline.Classifier:
     if "classifier" not in _state:
         from monitor.inference.classifier import load_classifier
 
-        _state["classifier"] = load_classifier(settings.default_model_dir)
+        _state["classifier"] = load_classifier(
+            settings.default_model_dir, runtime=settings.model_runtime
+        )
     return _state["classifier"]
 
 

@@ -173,6 +173,10 @@ def evaluate(
     confusion_matrix: Annotated[
         Path | None, typer.Option(help="Where to draw the confusion matrix (PNG).")
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="Detector runtime: auto, keras or litert (default: configured)."),
+    ] = None,
 ) -> None:
     """Measure a model on held-out photos: accuracy, per-brand precision/recall, calibration."""
     from monitor.inference.evaluation import evaluate_model
@@ -187,6 +191,7 @@ def evaluate(
             no_logo_folder=no_logo_folder,
             confusion_matrix_path=confusion_matrix,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            runtime=runtime or settings().model_runtime,
         )
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -198,7 +203,8 @@ def _print_evaluation(report: EvaluationReport) -> None:
     from rich.table import Table
 
     console.print(
-        f"model {report.model_version} on {report.dataset} ({report.photos_used}): "
+        f"model {report.model_version} ({report.runtime}) on {report.dataset} "
+        f"({report.photos_used}): "
         f"{report.logo_images} logo photos, {report.no_logo_images} logo-free pictures"
     )
     summary = Table(show_header=False, box=None)
@@ -234,12 +240,18 @@ def classify(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per image per line.")
     ] = False,
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="Detector runtime: auto, keras or litert (default: configured)."),
+    ] = None,
 ) -> None:
     """Classify image files without any database; exits non-zero if an image could not be read."""
     from monitor.inference.classifier import load_classifier
 
     files = list(_image_files(paths))
-    classifier = load_classifier(model or settings().default_model_dir)
+    classifier = load_classifier(
+        model or settings().default_model_dir, runtime=runtime or settings().model_runtime
+    )
     knows_no_logo = classifier.metadata.knows_no_logo
     if not knows_no_logo:
         error_console.print(

@@ -30,6 +30,7 @@ from monitor.inference.heatmaps import grid_side
 from monitor.inference.model_dir import (
     BOX_OUTPUT,
     HEATMAP_OUTPUT,
+    LITERT_FILE,
     LOGITS_OUTPUT,
     MODEL_FILE,
     ModelMetadata,
@@ -168,14 +169,29 @@ def _rgb(image: Image) -> Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_classifier(model_dir: Path) -> LogoClassifier | LogoDetector:
+def load_classifier(model_dir: Path, *, runtime: str = "auto") -> LogoClassifier | LogoDetector:
     """Load and check a model directory; raise ModelError saying what is missing or wrong.
 
     The metadata's ``architecture`` says which kind of model it is: the one-pass detector or the
-    window classifier (models written before the detector existed).
+    window classifier (models written before the detector existed). ``runtime`` chooses how a
+    detector runs: "litert" its int8 file, "keras" the float model, "auto" the int8 file when the
+    directory has one and TensorFlow sees no GPU (the float model is the one for a GPU).
     """
     model_dir = Path(model_dir)
     metadata = read_metadata(model_dir)
+    if runtime not in RUNTIMES:
+        raise ModelError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if metadata.architecture == "detector" and _uses_litert(model_dir, runtime):
+        from monitor.inference.litert import LiteRTDetector
+
+        litert = LiteRTDetector(model_dir / LITERT_FILE)
+        _check_detector_outputs(litert.predict, metadata, model_dir)
+        return LogoDetector(metadata=metadata, predict=litert.predict, runtime="litert")
+    if runtime == "litert":
+        raise ModelError(
+            f"{model_dir} has no int8 LiteRT file ({LITERT_FILE}): only detector models trained "
+            "by monitor train have one; use the keras runtime"
+        )
     model_path = model_dir / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"{model_dir} is incomplete: {MODEL_FILE} is missing")
@@ -187,6 +203,26 @@ def load_classifier(model_dir: Path) -> LogoClassifier | LogoDetector:
     predict = keras_predict_function(model, metadata.input_size)
     _check_outputs(predict, metadata, model_dir)
     return LogoClassifier(metadata=metadata, predict=predict)
+
+
+RUNTIMES = ("auto", "keras", "litert")
+
+
+def _uses_litert(model_dir: Path, runtime: str) -> bool:
+    """Whether a detector directory is run from its int8 file under ``runtime``."""
+    present = (model_dir / LITERT_FILE).is_file()
+    if runtime == "litert":
+        if not present:
+            raise ModelError(
+                f"{model_dir} has no int8 LiteRT file ({LITERT_FILE}); retrain the model with "
+                "monitor train, or use the keras runtime"
+            )
+        return True
+    if runtime == "keras" or not present:
+        return False
+    from monitor.inference._tensorflow import import_tensorflow
+
+    return not import_tensorflow().config.list_physical_devices("GPU")
 
 
 def keras_detector_predict_function(model: Any) -> DetectorPredict:

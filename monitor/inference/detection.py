@@ -46,8 +46,11 @@ class PhotoCandidates:
 class LogoDetector:
     """Finds brand logos in pictures with one trained detector (same surface as LogoClassifier)."""
 
-    def __init__(self, *, metadata: ModelMetadata, predict: DetectorPredict) -> None:
+    def __init__(
+        self, *, metadata: ModelMetadata, predict: DetectorPredict, runtime: str = "keras"
+    ) -> None:
         self.metadata = metadata
+        self.runtime = runtime
         self.version: str = metadata.version
         self.labels: list[str] = list(metadata.labels)
         self._predict = predict

@@ -23,6 +23,10 @@ from monitor.inference.network import build_backbone
 FEATURE_LAYERS = ("block_5_add", "block_12_add", "out_relu")
 """MobileNetV2 layers the pyramid starts from: strides 8, 16 and 32."""
 FEATURE_CHANNELS = (32, 96, 1280)
+FINETUNE_CUT = "block_9_add"
+"""Training fine-tunes the blocks after this one (10-16, strides 16 and 32)."""
+OBJECTNESS_OUTPUT = "objectness"
+CLASS_OUTPUT = "class_logits"
 PRIOR_PROBABILITY = 0.01
 """The heatmap's starting score everywhere (focal-loss initialisation: most cells are background)."""
 
@@ -34,16 +38,19 @@ def build_feature_extractor(*, input_size: int, weights: str) -> keras.Model:
     return keras.Model(backbone.input, outputs, name="features")
 
 
-def split_feature_extractor(extractor: keras.Model) -> tuple[keras.Model, keras.Model]:
+def split_feature_extractor(
+    extractor: keras.Model, cut: str = FINETUNE_CUT
+) -> tuple[keras.Model, keras.Model]:
     """The extractor as a frozen lower part and a fine-tuned upper part sharing its layers.
 
-    The lower part (to block 12) gives the stride-8 and stride-16 features; the upper part
-    (blocks 13-16) takes the stride-16 features to the stride-32 ones. Fine-tuning the upper part
-    only costs little: it works on the smallest maps.
+    The lower part gives the stride-8 features and the output of layer ``cut`` (a block between
+    strides 8 and 16); the upper part takes that to the stride-16 and stride-32 features. The
+    upper blocks work on the smallest maps, so fine-tuning them costs little.
     """
     stride_8, stride_16, stride_32 = (extractor.get_layer(name).output for name in FEATURE_LAYERS)
-    lower = keras.Model(extractor.input, [stride_8, stride_16], name="features_lower")
-    upper = keras.Model(stride_16, stride_32, name="features_upper")
+    cut_output = extractor.get_layer(cut).output
+    lower = keras.Model(extractor.input, [stride_8, cut_output], name="features_lower")
+    upper = keras.Model(cut_output, [stride_16, stride_32], name="features_upper")
     lower.trainable = False
     return lower, upper
 
@@ -52,6 +59,11 @@ def build_detector_head(
     *, num_classes: int, width: int = 128, channels: tuple[int, ...] = FEATURE_CHANNELS, seed: int
 ) -> keras.Model:
     """The feature pyramid and the heatmap and box branches, on the three feature maps.
+
+    The heatmap is the product of a logo-or-not score (``objectness``, trained with a focal loss
+    on the logo centres) and the brand probabilities of the cell (``class_logits``, a softmax
+    trained on every cell near a logo's centre). Naming the brand from many cells at once, as a
+    27-way choice, learns far more from a few hundred photos than 27 separate centre heatmaps.
 
     Top-down: the stride-32 map, which knows what a brand looks like, is brought up to stride 8,
     which knows where the edges are, so small logos get both. Separable convolutions keep the head
@@ -77,14 +89,22 @@ def build_detector_head(
         heat = _separable_block(heat, width, f"heat_{index}", seed)
         box = _separable_block(box, width, f"box_{index}", seed)
     prior = float(-keras.ops.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY))
-    heatmap = layers.Conv2D(
-        num_classes,
+    objectness = layers.Conv2D(
+        1,
         1,
         activation="sigmoid",
         bias_initializer=keras.initializers.Constant(prior),
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
-        name=HEATMAP_OUTPUT,
+        name=OBJECTNESS_OUTPUT,
     )(heat)
+    class_logits = layers.Conv2D(
+        num_classes,
+        1,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed + 2),
+        name=CLASS_OUTPUT,
+    )(heat)
+    brand_probabilities = layers.Softmax(name="brand_probabilities")(class_logits)
+    heatmap = layers.Multiply(name=HEATMAP_OUTPUT)([objectness, brand_probabilities])
     distances = layers.Conv2D(
         4,
         1,
@@ -92,7 +112,13 @@ def build_detector_head(
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed + 1),
         name=BOX_OUTPUT,
     )(box)
-    return keras.Model(inputs, {HEATMAP_OUTPUT: heatmap, BOX_OUTPUT: distances}, name="head")
+    outputs = {
+        HEATMAP_OUTPUT: heatmap,
+        BOX_OUTPUT: distances,
+        OBJECTNESS_OUTPUT: objectness,
+        CLASS_OUTPUT: class_logits,
+    }
+    return keras.Model(inputs, outputs, name="head")
 
 
 def _separable_block(
@@ -119,8 +145,12 @@ def build_detector_model(
     pixels = keras.Input((None, None, 3), name="pixels")
     resized = layers.Resizing(input_size, input_size, name="resize")(pixels)
     scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(resized)
-    features = extractor(scaled, training=False)
-    return keras.Model(pixels, head(features, training=False), name="logo_detector")
+    outputs = head(extractor(scaled, training=False), training=False)
+    return keras.Model(
+        pixels,
+        {HEATMAP_OUTPUT: outputs[HEATMAP_OUTPUT], BOX_OUTPUT: outputs[BOX_OUTPUT]},
+        name="logo_detector",
+    )
 
 
 def build_tiny_detector(*, num_classes: int, input_size: int, seed: int) -> keras.Model:
@@ -147,9 +177,15 @@ def build_tiny_detector(*, num_classes: int, input_size: int, seed: int) -> kera
         if index >= 2:
             features.append(hidden)
     head = build_detector_head(num_classes=num_classes, width=16, channels=(8, 16, 16), seed=seed)
-    heat_layer = head.get_layer(HEATMAP_OUTPUT)
-    kernel, bias = heat_layer.get_weights()
     generator = keras.random.SeedGenerator(seed)
-    large = keras.random.normal(kernel.shape, stddev=3.0, seed=generator)
-    heat_layer.set_weights([keras.ops.convert_to_numpy(large), bias * 0])
-    return keras.Model(pixels, head(features), name="tiny_logo_detector")
+    for name, bias_value in ((OBJECTNESS_OUTPUT, 1.0), (CLASS_OUTPUT, 0.0)):
+        layer = head.get_layer(name)
+        kernel, bias = layer.get_weights()
+        large = keras.random.normal(kernel.shape, stddev=3.0, seed=generator)
+        layer.set_weights([keras.ops.convert_to_numpy(large), bias * 0 + bias_value])
+    outputs = head(features)
+    return keras.Model(
+        pixels,
+        {HEATMAP_OUTPUT: outputs[HEATMAP_OUTPUT], BOX_OUTPUT: outputs[BOX_OUTPUT]},
+        name="tiny_logo_detector",
+    )

@@ -80,6 +80,7 @@ class EvaluationReport:
     """
 
     model_version: str
+    runtime: str
     dataset: str
     photos_used: str
     logo_images: int
@@ -128,15 +129,17 @@ def evaluate_model(
     confusion_matrix_path: Path | None = None,
     grids: Sequence[int] | None = None,
     progress: EvaluationProgress | None = None,
+    runtime: str = "auto",
 ) -> EvaluationReport:
     """Classify the dataset's test pictures with the model and measure the answers.
 
     ``seed`` rebuilds the split when the model has no split file for this dataset (default 0);
     ``test_only=False`` uses every photo (including those trained on: optimistic, for checks).
     The confusion matrix is drawn to ``confusion_matrix_path`` (default: in the model directory).
-    ``grids`` overrides the model's window grids (``(1,)``: whole photo only).
+    ``grids`` overrides the model's window grids (``(1,)``: whole photo only); ``runtime``
+    chooses how a detector runs (see ``load_classifier``).
     """
-    classifier = load_classifier(Path(model_dir))
+    classifier = load_classifier(Path(model_dir), runtime=runtime)
     dataset = read_dataset(Path(dataset_dir), no_logo_folder=no_logo_folder)
     _check_brands_known(dataset, classifier)
     items, used = _test_items(dataset, Path(model_dir), seed=seed, test_only=test_only)
@@ -367,6 +370,7 @@ def _report(
     )
     return EvaluationReport(
         model_version=classifier.version,
+        runtime=getattr(classifier, "runtime", "keras"),
         dataset=str(dataset.root),
         photos_used=used,
         logo_images=scores.logo_images,

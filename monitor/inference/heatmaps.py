@@ -46,12 +46,14 @@ class Targets:
     ``heatmap_weight`` is 0 on cells of logos the view cut too much to be named fairly (neither a
     logo to find nor background to stay silent on) and 1 elsewhere. ``box_target`` holds the
     logo's corners in cells wherever ``box_weight`` is positive; each logo's weights sum to 1.
+    ``label_map`` holds the brand index of those same cells (the brand is learnt where the box is).
     """
 
     heatmap: np.ndarray
     heatmap_weight: np.ndarray
     box_target: np.ndarray
     box_weight: np.ndarray
+    label_map: np.ndarray
 
 
 def grid_side(input_size: int) -> int:
@@ -72,6 +74,7 @@ def make_targets(
     heatmap_weight = np.ones((side, side), dtype=np.float32)
     box_target = np.zeros((side, side, 4), dtype=np.float32)
     box_weight = np.zeros((side, side), dtype=np.float32)
+    label_map = np.zeros((side, side), dtype=np.int32)
     centres = (np.arange(side, dtype=np.float32) + 0.5) * STRIDE
     for region in ignored:
         inside_x = (centres >= region[0]) & (centres <= region[2])
@@ -90,7 +93,8 @@ def make_targets(
         weights /= weights.sum()
         box_weight[near] = weights[near]
         box_target[near] = np.asarray(target.box, dtype=np.float32) / STRIDE
-    return Targets(heatmap, heatmap_weight, box_target, box_weight)
+        label_map[near] = target.label
+    return Targets(heatmap, heatmap_weight, box_target, box_weight, label_map)
 
 
 def _area(target: TargetBox) -> float:

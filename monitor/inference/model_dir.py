@@ -2,6 +2,7 @@
 
 A model directory holds::
 
+    model_int8.tflite    (detectors) the same network quantized to int8, for CPU workers
     model.keras          the Keras model; input: raw RGB pixels (any size, 0-255), outputs:
                          "logits" (brands + one "no logo" column, last) and "box" (x1, y1, x2, y2
                          as fractions of the input, the place of the logo in it)
@@ -28,6 +29,7 @@ from monitor.exceptions import ModelError
 FORMAT_NAME = "monitor-logo-model"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
+LITERT_FILE = "model_int8.tflite"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 CURVE_FILE = "training_curve.png"

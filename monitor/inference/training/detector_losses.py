@@ -19,6 +19,8 @@ SCORE_CLIP = 1e-4
 def heatmap_focal_loss(target: Any, predicted: Any, weight: Any) -> Any:
     """CenterNet's penalty-reduced focal loss, summed and divided by the number of logos.
 
+    ``target`` and ``predicted`` are (batch, rows, cols, channels): one channel for objectness.
+
     Near-centre background cells (target close to 1) are penalised less, and easy background
     (most of every photo) hardly at all: the loss itself handles the hard negatives, so no crops
     need to be mined by hand. ``weight`` (batch, rows, cols) is 0 where a logo was cut too much.
@@ -63,3 +65,9 @@ def box_giou_loss(target: Any, predicted: Any, weight: Any) -> Any:
     giou = intersection / union - (hull - union) / (hull + 1e-6)
     total = tf.reduce_sum((1.0 - giou) * weight)
     return total / tf.maximum(tf.reduce_sum(weight), 1.0)
+
+
+def brand_cross_entropy(labels: Any, logits: Any, weight: Any) -> Any:
+    """Softmax cross-entropy of the brand at every cell near a logo's centre, weighted, per logo."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_sum(losses * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)

@@ -37,20 +37,28 @@ from monitor.inference.classifier import keras_detector_predict_function
 from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.detection import LogoDetector, hits_logo
 from monitor.inference.detector import (
+    CLASS_OUTPUT,
+    OBJECTNESS_OUTPUT,
     build_detector_head,
     build_detector_model,
     build_feature_extractor,
     split_feature_extractor,
 )
 from monitor.inference.heatmaps import make_targets
-from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, HEATMAP_OUTPUT, ModelMetadata
+from monitor.inference.letterbox import letterbox
+from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
 from monitor.inference.pixels import open_image
 from monitor.inference.training.data import PreparedData, validation_negatives
-from monitor.inference.training.detector_losses import box_giou_loss, heatmap_focal_loss
+from monitor.inference.training.detector_losses import (
+    box_giou_loss,
+    brand_cross_entropy,
+    heatmap_focal_loss,
+)
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
 
 SCORING_CHUNK = 16
+REPRESENTATIVE_PHOTOS = 64
 REPORT_EVERY_STEPS = 5
 UPPER_LEARNING_SHARE = 0.1
 """The fine-tuned backbone learns at this share of the head's rate (it starts trained)."""
@@ -75,6 +83,7 @@ class Batch:
     heatmap_weight: np.ndarray
     box_target: np.ndarray
     box_weight: np.ndarray
+    label_map: np.ndarray
 
     def tensors(self) -> list[Any]:
         return [
@@ -85,24 +94,28 @@ class Batch:
                 self.heatmap_weight,
                 self.box_target,
                 self.box_weight,
+                self.label_map,
             )
         ]
 
 
+LOSS_NAMES = ("heatmap_loss", "box_loss", "brand_loss")
+
+
 @dataclass(frozen=True)
 class EpochResult:
-    """Mean losses of one epoch on training and validation views."""
+    """Mean losses (``LOSS_NAMES``) of one epoch on training and validation views."""
 
-    train_heatmap: float
-    train_box: float
-    validation_heatmap: float | None
-    validation_box: float | None
+    train: tuple[float, ...]
+    validation: tuple[float, ...] | None
 
     @property
     def validation_total(self) -> float | None:
-        if self.validation_heatmap is None or self.validation_box is None:
+        """The validation loss the kept epoch is chosen by, weighted as in training."""
+        if self.validation is None:
             return None
-        return self.validation_heatmap + BOX_LOSS_WEIGHT * self.validation_box
+        heatmap, box, brand = self.validation
+        return heatmap + BOX_LOSS_WEIGHT * box + brand
 
 
 class DetectorRun:
@@ -174,10 +187,12 @@ class DetectorRun:
         ]
         return Batch(
             pixels=np.stack([view.pixels for view in views]),
-            heatmap=np.stack([target.heatmap for target in targets]),
+            # objectness: a logo of any brand centred here
+            heatmap=np.stack([target.heatmap.max(axis=-1, keepdims=True) for target in targets]),
             heatmap_weight=np.stack([target.heatmap_weight for target in targets]),
             box_target=np.stack([target.box_target for target in targets]),
             box_weight=np.stack([target.box_weight for target in targets]),
+            label_map=np.stack([target.label_map for target in targets]),
         )
 
     def _epoch_batches(
@@ -230,7 +245,7 @@ class DetectorRun:
         best_weights = self._weights()
         best_value = np.inf
         for epoch in range(1, options.detector_epochs + 1):
-            sums = np.zeros(2)
+            sums = np.zeros(len(LOSS_NAMES))
             for step, batch in enumerate(self._epoch_batches(train, rng), start=1):
                 losses = train_step(*batch.tensors())
                 sums += [float(value) for value in losses]
@@ -242,7 +257,7 @@ class DetectorRun:
                             steps_per_epoch,
                             epoch=epoch,
                             epochs=options.detector_epochs,
-                            metrics={"heatmap_loss": sums[0] / step, "box_loss": sums[1] / step},
+                            metrics=dict(zip(LOSS_NAMES, (sums / step).tolist(), strict=True)),
                         )
                     )
             result = _epoch_result(sums / steps_per_epoch, evaluate, validation)
@@ -314,6 +329,19 @@ class DetectorRun:
 
     # --- results -----------------------------------------------------------------------------
 
+    def representative_pixels(self) -> list[np.ndarray]:
+        """Photos as serving gives them to the model, for the int8 export to measure ranges on.
+
+        Validation photos first (and training photos when there are few), at most
+        ``REPRESENTATIVE_PHOTOS``.
+        """
+        photos = [*self.prepared.validation_photos, *self.prepared.train_photos]
+        pixels = []
+        for photo in photos[:REPRESENTATIVE_PHOTOS]:
+            image = open_image(photo.path, max_pixels=self.options.max_image_pixels)
+            pixels.append(letterbox(image, self.size))
+        return pixels
+
     def final_model(self) -> keras.Model:
         """The model to save: letterboxed pixels in, heatmap and box maps out."""
         return build_detector_model(extractor=self.extractor, head=self.head, input_size=self.size)
@@ -347,18 +375,14 @@ class DetectorRun:
 
     def curves(self) -> dict[str, list[float]]:
         """Per-epoch losses for the training-curve picture."""
-        return {
-            "train heatmap loss": [epoch.train_heatmap for epoch in self.epochs],
-            "train box loss": [epoch.train_box for epoch in self.epochs],
-            "validation heatmap loss": [
-                epoch.validation_heatmap
-                for epoch in self.epochs
-                if epoch.validation_heatmap is not None
-            ],
-            "validation box loss": [
-                epoch.validation_box for epoch in self.epochs if epoch.validation_box is not None
-            ],
-        }
+        curves: dict[str, list[float]] = {}
+        for index, name in enumerate(LOSS_NAMES):
+            label = name.replace("_", " ")
+            curves[f"train {label}"] = [epoch.train[index] for epoch in self.epochs]
+            curves[f"validation {label}"] = [
+                epoch.validation[index] for epoch in self.epochs if epoch.validation is not None
+            ]
+        return curves
 
     def stage_summaries(self) -> dict[str, Any]:
         """The head stage: epochs run, the kept epoch and its validation losses."""
@@ -367,8 +391,13 @@ class DetectorRun:
             "detector_head": {
                 "epochs": len(self.epochs),
                 "best_epoch": self.best_epoch,
-                "kept_validation_heatmap_loss": _rounded(kept.validation_heatmap if kept else None),
-                "kept_validation_box_loss": _rounded(kept.validation_box if kept else None),
+                "kept_validation_losses": (
+                    dict(
+                        zip(LOSS_NAMES, [round(value, 4) for value in kept.validation], strict=True)
+                    )
+                    if kept is not None and kept.validation is not None
+                    else None
+                ),
             }
         }
 
@@ -392,16 +421,17 @@ def _optimizer(learning_rate: float, total_steps: int) -> keras.optimizers.Optim
 
 def _losses(
     lower: keras.Model, upper: keras.Model, head: keras.Model, arrays: Sequence[Any], training: bool
-) -> tuple[Any, Any]:
-    pixels, heatmap, heatmap_weight, box_target, box_weight = arrays
+) -> tuple[Any, Any, Any]:
+    pixels, objectness, heatmap_weight, box_target, box_weight, label_map = arrays
     scaled = tf.cast(pixels, tf.float32) / 127.5 - 1.0
-    stride_8, stride_16 = lower(scaled, training=False)
+    stride_8, cut = lower(scaled, training=False)
     # batch norm keeps its ImageNet statistics (training=False) while the weights are fine-tuned
-    stride_32 = upper(stride_16, training=False)
+    stride_16, stride_32 = upper(cut, training=False)
     outputs = head([stride_8, stride_16, stride_32], training=training)
-    heat_loss = heatmap_focal_loss(heatmap, outputs[HEATMAP_OUTPUT], heatmap_weight)
+    heat_loss = heatmap_focal_loss(objectness, outputs[OBJECTNESS_OUTPUT], heatmap_weight)
     box_loss = box_giou_loss(box_target, outputs[BOX_OUTPUT], box_weight)
-    return heat_loss, box_loss
+    brand_loss = brand_cross_entropy(label_map, outputs[CLASS_OUTPUT], box_weight)
+    return heat_loss, box_loss, brand_loss
 
 
 def _train_step_function(
@@ -417,8 +447,8 @@ def _train_step_function(
     @tf.function(reduce_retracing=True)
     def step(*arrays: Any) -> Any:
         with tf.GradientTape() as tape:
-            heat_loss, box_loss = _losses(lower, upper, head, arrays, True)
-            loss = heat_loss + BOX_LOSS_WEIGHT * box_loss
+            heat_loss, box_loss, brand_loss = _losses(lower, upper, head, arrays, True)
+            loss = heat_loss + BOX_LOSS_WEIGHT * box_loss + brand_loss
         gradients = tape.gradient(loss, [*head_variables, *upper_variables])
         head_optimizer.apply_gradients(
             zip(gradients[: len(head_variables)], head_variables, strict=True)
@@ -426,7 +456,7 @@ def _train_step_function(
         upper_optimizer.apply_gradients(
             zip(gradients[len(head_variables) :], upper_variables, strict=True)
         )
-        return heat_loss, box_loss
+        return heat_loss, box_loss, brand_loss
 
     return step
 
@@ -442,27 +472,25 @@ def _loss_function(lower: keras.Model, upper: keras.Model, head: keras.Model) ->
 def _epoch_result(
     train_means: np.ndarray, evaluate: Any, validation: Sequence[Batch]
 ) -> EpochResult:
+    train = tuple(float(value) for value in train_means)
     if not validation:
-        return EpochResult(float(train_means[0]), float(train_means[1]), None, None)
-    sums = np.zeros(2)
+        return EpochResult(train, None)
+    sums = np.zeros(len(LOSS_NAMES))
     for batch in validation:
         sums += [float(value) for value in evaluate(*batch.tensors())]
-    means = sums / len(validation)
-    return EpochResult(
-        float(train_means[0]), float(train_means[1]), float(means[0]), float(means[1])
-    )
+    return EpochResult(train, tuple(float(value) for value in sums / len(validation)))
 
 
 def _epoch_metrics(result: EpochResult) -> dict[str, float]:
-    metrics = {"heatmap_loss": result.train_heatmap, "box_loss": result.train_box}
-    if result.validation_heatmap is not None and result.validation_box is not None:
-        metrics["val_heatmap_loss"] = result.validation_heatmap
-        metrics["val_box_loss"] = result.validation_box
+    metrics = dict(zip(LOSS_NAMES, result.train, strict=True))
+    if result.validation is not None:
+        metrics.update(
+            {
+                f"val_{name}": value
+                for name, value in zip(LOSS_NAMES, result.validation, strict=True)
+            }
+        )
     return metrics
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
 
 
 def _detect(

@@ -34,6 +34,7 @@ from monitor.exceptions import ConfigurationError
 from monitor.inference.model_dir import (
     BACKBONE_NAME,
     CURVE_FILE,
+    LITERT_FILE,
     METRICS_FILE,
     MODEL_FILE,
     SPLIT_FILE,
@@ -175,7 +176,19 @@ def _train_detector_into(
         created_at=utc_timestamp(),
         training_seconds=round(training_seconds, 1),
     )
-    run.final_model().save(target / MODEL_FILE)
+    final_model = run.final_model()
+    final_model.save(target / MODEL_FILE)
+    clock = time.monotonic()
+    report(TrainingProgress("saving", 0, 1, message="int8 LiteRT export"))
+    from monitor.inference.litert import export_int8
+
+    export_int8(
+        final_model,
+        input_size=metadata.input_size,
+        representative=run.representative_pixels(),
+        path=target / LITERT_FILE,
+    )
+    timings["int8_export"] = round(time.monotonic() - clock, 1)
     write_metadata(target, metadata)
     metrics = {
         "dataset": str(prepared.dataset.root),

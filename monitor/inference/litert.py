@@ -1,0 +1,96 @@
+"""The detector as a LiteRT (TFLite) int8 file, for CPU workers: export and run.
+
+Training writes ``model_int8.tflite`` beside ``model.keras``: the same network, weights and
+activations quantized to 8 bits after training, calibrated on validation photos as serving sees
+them, with TensorFlow's converter; serving runs it with LiteRT's runtime (``ai-edge-litert``),
+which needs no TensorFlow. Its input is the letterboxed photo as uint8, exactly the pixels serving has, so the input
+loses nothing to quantization; its outputs stay float32 (``heatmap``, ``box``), so the code that
+reads them is the same for both runtimes. Both import lazily, inside the functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.exceptions import ModelError
+from monitor.inference.model_dir import BOX_OUTPUT, HEATMAP_OUTPUT
+
+INPUT_NAME = "pixels"
+
+
+def export_int8(
+    model: Any, *, input_size: int, representative: Iterable[np.ndarray], path: Path
+) -> None:
+    """Write ``model`` as a full-integer LiteRT file at ``path`` (atomically).
+
+    ``representative`` gives letterboxed photos (size, size, 3), 0-255: the converter measures
+    each layer's range on them, so they should be real photos like those served.
+    """
+    from monitor.inference._tensorflow import import_tensorflow
+
+    tensorflow = import_tensorflow()
+    from keras import export as keras_export
+
+    samples = [np.asarray(sample, dtype=np.float32)[None] for sample in representative]
+    if not samples:
+        raise ValueError("int8 export needs representative photos to measure ranges on")
+    with tempfile.TemporaryDirectory() as saved_model:
+        archive = keras_export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serve",
+            functools.partial(model.__call__, training=False),
+            input_signature=[
+                tensorflow.TensorSpec(
+                    (1, input_size, input_size, 3), tensorflow.float32, name=INPUT_NAME
+                )
+            ],
+        )
+        archive.write_out(saved_model, verbose=False)
+        converter = tensorflow.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample] for sample in samples)
+        converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tensorflow.uint8
+        data = converter.convert()
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+class LiteRTDetector:
+    """A LiteRT detector file, run one photo at a time (its input has a batch of one)."""
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        # LiteRT's own runtime: TensorFlow's copy of the interpreter is deprecated.
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            signatures = interpreter.get_signature_list()
+            (name,) = signatures
+            self._runner = interpreter.get_signature_runner(name)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load the LiteRT model {path}: {exc}") from exc
+        outputs = set(signatures[name]["outputs"])
+        if {HEATMAP_OUTPUT, BOX_OUTPUT} - outputs or signatures[name]["inputs"] != [INPUT_NAME]:
+            raise ModelError(
+                f"{path} is not a detector file: it has inputs {signatures[name]['inputs']} and "
+                f"outputs {sorted(outputs)} (retrain the model with monitor train)"
+            )
+
+    def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Heatmaps and box maps of a batch of letterboxed photos, as the Keras model gives them."""
+        heatmaps: list[np.ndarray] = []
+        boxes: list[np.ndarray] = []
+        for pixels in np.asarray(batch, dtype=np.uint8):
+            outputs = self._runner(**{INPUT_NAME: pixels[None]})
+            heatmaps.append(outputs[HEATMAP_OUTPUT][0])
+            boxes.append(outputs[BOX_OUTPUT][0])
+        return np.stack(heatmaps), np.stack(boxes)
