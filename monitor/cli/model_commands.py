@@ -57,10 +57,11 @@ def train(
     architecture: Annotated[
         str,
         typer.Option(
-            help="'detector' (one pass a photo, needs logo boxes), 'windows' (the classifier on "
-            "windows) or 'auto': the detector when the dataset has boxes."
+            help="'windows': the classifier on a photo's windows (the default, the most accurate "
+            "today); 'detector': the one-pass detector (best with logo boxes; photos of a "
+            "folder per brand stand whole for their logo)."
         ),
-    ] = "auto",
+    ] = "windows",
 ) -> None:
     """Train a logo model (MobileNetV2 transfer learning) into a new model directory."""
     from monitor.inference.training import TrainOptions, train_model

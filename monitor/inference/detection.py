@@ -86,6 +86,8 @@ class LogoDetector:
         size = self.metadata.input_size
         results: list[PhotoCandidates] = []
         batch_size = self.metadata.inference.batch_size
+        # a model without a "no logo" answer names its best candidate, however weak
+        floor = CANDIDATE_FLOOR if self.metadata.knows_no_logo else 0.0
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             placements = [fitting_placement(image.size, size) for image in chunk]
@@ -97,9 +99,7 @@ class LogoDetector:
             )
             heatmaps, boxes = self._predict(pixels)
             for index, image in enumerate(chunk):
-                peaks = find_peaks(
-                    heatmaps[index], boxes[index], floor=CANDIDATE_FLOOR, limit=MAX_CANDIDATES
-                )
+                peaks = find_peaks(heatmaps[index], boxes[index], floor=floor, limit=MAX_CANDIDATES)
                 results.append(self._candidates(peaks, placements[index], image.size))
         return results
 

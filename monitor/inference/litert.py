@@ -72,11 +72,14 @@ class LiteRTDetector:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            # From bytes, not a path: the interpreter checks bytes before using them, while a
+            # truncated file opened by path can crash the process instead of raising.
+            interpreter = Interpreter(model_content=path.read_bytes(), num_threads=threads)
+            interpreter.allocate_tensors()
             signatures = interpreter.get_signature_list()
             (name,) = signatures
             self._runner = interpreter.get_signature_runner(name)
-        except (ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the LiteRT model {path}: {exc}") from exc
         outputs = set(signatures[name]["outputs"])
         if {HEATMAP_OUTPUT, BOX_OUTPUT} - outputs or signatures[name]["inputs"] != [INPUT_NAME]:

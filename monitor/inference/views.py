@@ -33,6 +33,8 @@ class ViewPlan:
 
     min_scale: float = 0.55
     max_scale: float = 1.4
+    zoom_share: float = 0.25
+    max_zoom: float = 3.0
     rotation_share: float = 0.2
     max_rotation_degrees: float = 4.0
     colour_share: float = 0.8
@@ -87,8 +89,16 @@ def augmented_view(
 def _random_placement(
     photo_size: tuple[int, int], size: int, rng: np.random.Generator, plan: ViewPlan
 ) -> Placement:
-    """A scale around the serving one and an offset: padded where small, cropped where large."""
-    jitter = float(np.exp(rng.uniform(np.log(plan.min_scale), np.log(plan.max_scale))))
+    """A scale around the serving one and an offset: padded where small, cropped where large.
+
+    A share of views zooms in further (up to ``max_zoom``): a region of the photo blown up, as a
+    crop or a small picture is when served, so the model learns that enlarged background and
+    texture are still no logo, and sees its logos larger.
+    """
+    low, high = plan.min_scale, plan.max_scale
+    if rng.random() < plan.zoom_share:
+        low, high = plan.max_scale, plan.max_zoom
+    jitter = float(np.exp(rng.uniform(np.log(low), np.log(high))))
     scale = fitting_placement(photo_size, size).scale * jitter
     width, height = photo_size[0] * scale, photo_size[1] * scale
     return Placement(scale=scale, left=_offset(width, size, rng), top=_offset(height, size, rng))

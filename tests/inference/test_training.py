@@ -29,7 +29,6 @@ from monitor.inference.training import (
 from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
 
 FAST = TrainOptions(
-    architecture="windows",
     epochs_head=2,
     epochs_finetune=1,
     image_size=32,
@@ -114,6 +113,7 @@ def test_progress_goes_through_every_stage_in_order(
 
 
 FAST_DETECTOR = TrainOptions(
+    architecture="detector",
     backbone_weights="random",
     detector_input_size=64,
     detector_epochs=2,
@@ -128,7 +128,7 @@ FAST_DETECTOR = TrainOptions(
 def trained_detector(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, Path, list[TrainingProgress]]:
-    """A fast detector run: a dataset with boxes trains the one-pass detector by default."""
+    """A fast run of the one-pass detector on a dataset with boxes."""
     root = tmp_path_factory.mktemp("train-detector")
     dataset = write_flickr_dataset(root / "set", photos_per_brand=6)
     steps: list[TrainingProgress] = []
@@ -138,7 +138,7 @@ def trained_detector(
     return dataset, root / "model", steps
 
 
-def test_a_dataset_with_boxes_trains_the_detector(
+def test_the_detector_trains_on_a_dataset_with_boxes(
     trained_detector: tuple[Path, Path, list[TrainingProgress]],
 ) -> None:
     _, model_dir, steps = trained_detector
@@ -172,11 +172,16 @@ def test_the_trained_detector_loads_and_classifies(
         assert 0 <= detection.box[0] < detection.box[2] <= 200
 
 
-def test_brand_folders_still_train_the_window_classifier(tmp_path: Path) -> None:
+def test_brand_folders_train_the_detector_with_each_photo_as_its_box(tmp_path: Path) -> None:
+    assert TrainOptions().architecture == "windows"
     dataset = write_brand_folders(tmp_path / "set", per_brand=6)
-    options = replace(FAST_DETECTOR, epochs_head=1, epochs_finetune=0, image_size=32)
+    options = replace(FAST_DETECTOR, detector_epochs=1, validation_fraction=0.34)
     train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
-    assert read_metadata(tmp_path / "model").architecture == "windows"
+    metadata = read_metadata(tmp_path / "model")
+    assert metadata.architecture == "detector" and not metadata.knows_no_logo
+    detector = load_classifier(tmp_path / "model")
+    photos = [open_image(path) for path in sorted((dataset / "acme").iterdir())[:2]]
+    assert [len(found) for found in detector.classify(photos)] == [1, 1]
 
 
 def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> None:

@@ -48,11 +48,6 @@ class PreparedData:
     warnings: tuple[str, ...] = ()
 
     @property
-    def has_boxes(self) -> bool:
-        """Whether the training photos say where their logos are (what a detector learns from)."""
-        return any(photo.boxes for photo in self.train_photos)
-
-    @property
     def knows_no_logo(self) -> bool:
         """Whether training has logo-free samples to learn a "no logo" answer from."""
         no_logo = len(self.dataset.labels)

@@ -157,7 +157,7 @@ class DetectorRun:
     def _load(self, photos: Sequence[LabeledPhoto], side: str) -> list[TrainingPhoto]:
         """Every photo decoded once and shrunk so no view needs more pixels than it keeps."""
         index = {label: number for number, label in enumerate(self.labels)}
-        largest = self.size * ViewPlan().max_scale
+        largest = self.size * ViewPlan().max_zoom
         loaded: list[TrainingPhoto] = []
         for number, photo in enumerate(photos, start=1):
             image = open_image(photo.path, max_pixels=self.options.max_image_pixels)

@@ -56,23 +56,12 @@ class TrainOptions:
     max_false_positive_rate: float = 0.03
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
-    architecture: str = "auto"
+    architecture: str = "windows"
     detector_input_size: int = 448
     views_per_photo: int = 6
-    detector_epochs: int = 24
+    detector_epochs: int = 20
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
-
-    def chosen_architecture(self, *, has_boxes: bool) -> str:
-        """The architecture to train: ``auto`` is the detector when the dataset has logo boxes.
-
-        A folder per brand says which brand a picture shows but not where, so there is nothing to
-        teach a detector's boxes with; it gets the window classifier (the same backbone with a
-        classification head) instead.
-        """
-        if self.architecture != "auto":
-            return self.architecture
-        return "detector" if has_boxes else "windows"
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -109,8 +98,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("max_context must be at least 1")
     if not 0 <= options.max_false_positive_rate <= 1:
         problems.append("max_false_positive_rate must be in [0, 1]")
-    if options.architecture not in ("auto", "windows", "detector"):
-        problems.append("architecture must be 'auto', 'windows' or 'detector'")
+    if options.architecture not in ("windows", "detector"):
+        problems.append("architecture must be 'windows' or 'detector'")
     if not 64 <= options.detector_input_size <= 1024 or options.detector_input_size % 32:
         problems.append("detector_input_size must be a multiple of 32 between 64 and 1024")
     if options.views_per_photo < 1 or options.detector_epochs < 1:

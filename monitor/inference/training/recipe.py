@@ -116,7 +116,7 @@ def _train_into(
     from monitor.inference._tensorflow import import_tensorflow
 
     import_tensorflow()
-    if options.chosen_architecture(has_boxes=prepared.has_boxes) == "detector":
+    if options.architecture == "detector":
         return _train_detector_into(target, prepared, options, report, started)
     from monitor.inference.training.run import TrainingRun
 
