@@ -87,7 +87,7 @@ def main() -> None:
     ways: dict[str, Callable[[Sequence[Image]], Any]] = {
         "whole photo": whole_photo_pass(arguments.weights)
     }
-    detector = load_classifier(arguments.detector)
+    detector = load_classifier(arguments.detector, runtime="keras")
     ways["detector"] = detector.classify
     if arguments.litert:
         from monitor.inference.classifier import load_classifier as load

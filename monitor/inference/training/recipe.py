@@ -19,6 +19,11 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
    choose the no-logo threshold on validation photos and logo-free regions with the multi-scale
    classifier exactly as it runs in use.
 6. Save one Keras model on raw pixels, its metadata, metrics, training curve and split.
+
+``architecture="detector"`` trains the one-pass detector instead (steps 2-5 are
+``monitor.inference.training.detector_run``): views of whole photos, the backbone's top blocks and
+a feature-pyramid head fitted on the boxes, Platt-calibrated peak scores, and an int8 LiteRT file
+beside the Keras model.
 """
 
 from __future__ import annotations
