@@ -7,8 +7,9 @@ Equivalent to::
     monitor train --dataset ../shared/datasets/flickr_logos_27 --out MODEL_DIR
     monitor evaluate --model MODEL_DIR --dataset ../shared/datasets/flickr_logos_27 --json
 
-The numbers (training time, accuracy, brand accuracy, no-logo false positives, ...) are printed
-and written to ``bench/results/train_flickr-<model version>.json``.
+The float model is evaluated, and a detector's int8 LiteRT file too when training wrote one. The
+numbers (training time, accuracy, brand accuracy, no-logo false positives, ...) are printed and
+written to ``bench/results/train_flickr-<model version>.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from monitor.inference.evaluation import evaluate_model
+from monitor.inference.model_dir import LITERT_FILE
 from monitor.inference.training import TrainingProgress, TrainOptions, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +81,14 @@ def main() -> None:
         progress=print_epochs,
     )
     training_minutes = (time.monotonic() - started) / 60
-    report = evaluate_model(model_dir=info.model_dir, dataset_dir=arguments.dataset)
+    report = evaluate_model(
+        model_dir=info.model_dir, dataset_dir=arguments.dataset, runtime="keras"
+    )
+    int8_report = (
+        evaluate_model(model_dir=info.model_dir, dataset_dir=arguments.dataset, runtime="litert")
+        if (info.model_dir / LITERT_FILE).is_file()
+        else None
+    )
     result = {
         "model_dir": str(info.model_dir),
         "model_version": info.version,
@@ -87,6 +96,7 @@ def main() -> None:
         "training_timings_seconds": info.metrics["timings_seconds"],
         "validation": info.metrics["calibration"],
         "test": report.to_dict(),
+        "test_int8": int8_report.to_dict() if int8_report is not None else None,
         "goals": {
             name: {"goal": goal, "measured": getattr(report, name)} for name, goal in GOALS.items()
         },

@@ -24,7 +24,7 @@ from monitor.inference.calibration import platt_scaled
 from monitor.inference.heatmaps import Peak, find_peaks
 from monitor.inference.letterbox import Placement, fitting_placement, letterbox
 from monitor.inference.model_dir import ModelMetadata
-from monitor.inference.windows import non_maximum_suppression
+from monitor.inference.windows import iou, non_maximum_suppression
 
 DetectorPredict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """Letterboxed pixels (n, size, size, 3) -> (heatmaps (n, cells, cells, brands), boxes (n, cells, cells, 4))."""
@@ -33,6 +33,7 @@ CANDIDATE_FLOOR = 0.02
 """Raw peak scores below this are not candidates at all (far below any threshold chosen)."""
 MAX_CANDIDATES = 50
 CROSS_BRAND_IOU = 0.7
+MATCH_IOU = 0.5
 """Two brands' candidates on nearly the same box are one logo: the more probable is kept."""
 
 
@@ -126,8 +127,6 @@ class LogoDetector:
 
 def _merge_across_brands(detections: Sequence[Detection]) -> list[Detection]:
     """Drop a candidate whose box nearly repeats a more probable one of another brand."""
-    from monitor.inference.windows import iou
-
     kept: list[Detection] = []
     for candidate in detections:
         if candidate.box is None or not any(
@@ -144,13 +143,8 @@ def hits_logo(detection: Detection, logos: Sequence[tuple[str, tuple[int, int, i
     ``logos`` are (brand, box) in photo pixels. The standard test of a right detection (PASCAL
     VOC), used to calibrate scores and to score mean average precision.
     """
-    from monitor.inference.windows import iou
-
     if detection.box is None:
         return False
     return any(
         brand == detection.brand and iou(detection.box, box) >= MATCH_IOU for brand, box in logos
     )
-
-
-MATCH_IOU = 0.5

@@ -76,3 +76,15 @@ def test_the_box_is_read_as_log_distances_from_the_cell_centre() -> None:
     assert (x1, y1, x2, y2) == pytest.approx(
         (centre_x - STRIDE, centre_y - 2 * STRIDE, centre_x + STRIDE / 2, centre_y + STRIDE)
     )
+
+
+def test_the_brand_is_taught_where_the_box_is() -> None:
+    boxes = [
+        TargetBox(box=(0.0, 0.0, 128.0, 128.0), label=0),
+        TargetBox(box=(40.0, 40.0, 72.0, 72.0), label=2),
+    ]
+    targets = make_targets(boxes, input_size=128, num_classes=3)
+    small_centre = (int(56 // STRIDE), int(56 // STRIDE))
+    assert targets.label_map[small_centre] == 2  # the smaller logo wins where both are
+    assert targets.label_map[1, 1] == 0
+    assert set(np.unique(targets.label_map[targets.box_weight > 0])) == {0, 2}
