@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from monitor.inference.model_dir import (
     CURVE_FILE,
@@ -53,24 +54,41 @@ def write_tiny_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = build_tiny_model(num_outputs=len(labels) + 1, image_size=TINY_INPUT_SIZE, seed=seed)
-    model.save(out_dir / MODEL_FILE)
-    metadata = ModelMetadata(
+    _write_directory(
+        out_dir,
+        model,
+        _tiny_metadata(
+            labels,
+            seed,
+            input_size=TINY_INPUT_SIZE,
+            no_logo_threshold=no_logo_threshold,
+            inference=inference or InferenceSettings(grids=(1,), min_window_side=16),
+            knows_no_logo=knows_no_logo,
+        ),
+    )
+    return out_dir
+
+
+def _tiny_metadata(labels: Sequence[str], seed: int, **fields: Any) -> ModelMetadata:
+    """Metadata of a tiny random-weight model: nothing trained, the given fields set."""
+    return ModelMetadata(
         version=new_version(),
         labels=tuple(labels),
-        input_size=TINY_INPUT_SIZE,
-        no_logo_threshold=no_logo_threshold,
         temperature=1.0,
         backbone="tiny",
         backbone_weights=f"random (seed {seed})",
         created_at=utc_timestamp(),
         training_seconds=0.0,
-        inference=inference or InferenceSettings(grids=(1,), min_window_side=16),
-        knows_no_logo=knows_no_logo,
+        **fields,
     )
+
+
+def _write_directory(out_dir: Path, model: Any, metadata: ModelMetadata) -> None:
+    """The model, its metadata, a note for metrics and a blank curve: a complete directory."""
+    model.save(out_dir / MODEL_FILE)
     write_metadata(out_dir, metadata)
     write_json(out_dir / METRICS_FILE, {"note": "tiny random-weight model; nothing was trained"})
     _write_blank_curve(out_dir / CURVE_FILE)
-    return out_dir
 
 
 TINY_DETECTOR_INPUT_SIZE = 64
@@ -103,23 +121,18 @@ def write_tiny_detector(
     model = build_tiny_detector(
         num_classes=len(labels), input_size=TINY_DETECTOR_INPUT_SIZE, seed=seed
     )
-    model.save(out_dir / MODEL_FILE)
-    metadata = ModelMetadata(
-        version=new_version(),
-        labels=tuple(labels),
-        input_size=TINY_DETECTOR_INPUT_SIZE,
-        no_logo_threshold=threshold,
-        temperature=1.0,
-        backbone="tiny",
-        backbone_weights=f"random (seed {seed})",
-        created_at=utc_timestamp(),
-        training_seconds=0.0,
-        knows_no_logo=knows_no_logo,
-        architecture="detector",
+    _write_directory(
+        out_dir,
+        model,
+        _tiny_metadata(
+            labels,
+            seed,
+            input_size=TINY_DETECTOR_INPUT_SIZE,
+            no_logo_threshold=threshold,
+            knows_no_logo=knows_no_logo,
+            architecture="detector",
+        ),
     )
-    write_metadata(out_dir, metadata)
-    write_json(out_dir / METRICS_FILE, {"note": "tiny random-weight detector; nothing was trained"})
-    _write_blank_curve(out_dir / CURVE_FILE)
     return out_dir
 
 

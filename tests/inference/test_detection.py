@@ -78,12 +78,16 @@ def test_old_window_models_still_load_as_window_classifiers(tiny_model_dir: Path
     assert isinstance(load_classifier(tiny_model_dir), LogoClassifier)
 
 
+def _copy_with_metadata(model_dir: Path, target: Path, **changes: object) -> Path:
+    """A copy of a model directory whose metadata has ``changes``."""
+    shutil.copytree(model_dir, target)
+    metadata = json.loads((target / METADATA_FILE).read_text())
+    (target / METADATA_FILE).write_text(json.dumps({**metadata, **changes}))
+    return target
+
+
 def test_an_unknown_architecture_says_to_retrain(tiny_detector_dir: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "model"
-    shutil.copytree(tiny_detector_dir, copy)
-    metadata = json.loads((copy / METADATA_FILE).read_text())
-    metadata["architecture"] = "transformer"
-    (copy / METADATA_FILE).write_text(json.dumps(metadata))
+    copy = _copy_with_metadata(tiny_detector_dir, tmp_path / "model", architecture="transformer")
     with pytest.raises(ModelError, match="retrain"):
         load_classifier(copy)
 
@@ -91,11 +95,7 @@ def test_an_unknown_architecture_says_to_retrain(tiny_detector_dir: Path, tmp_pa
 def test_a_window_network_under_detector_metadata_is_refused(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    copy = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, copy)
-    metadata = json.loads((copy / METADATA_FILE).read_text())
-    metadata["architecture"] = "detector"
-    (copy / METADATA_FILE).write_text(json.dumps(metadata))
+    copy = _copy_with_metadata(tiny_model_dir, tmp_path / "model", architecture="detector")
     with pytest.raises(ModelError, match="detector"):
         load_classifier(copy)
 
@@ -103,11 +103,7 @@ def test_a_window_network_under_detector_metadata_is_refused(
 def test_labels_not_matching_the_detector_are_a_model_error(
     tiny_detector_dir: Path, tmp_path: Path
 ) -> None:
-    copy = tmp_path / "model"
-    shutil.copytree(tiny_detector_dir, copy)
-    metadata = json.loads((copy / METADATA_FILE).read_text())
-    metadata["labels"] = ["only", "two"]
-    (copy / METADATA_FILE).write_text(json.dumps(metadata))
+    copy = _copy_with_metadata(tiny_detector_dir, tmp_path / "model", labels=["only", "two"])
     with pytest.raises(ModelError, match="labels"):
         load_classifier(copy)
 

@@ -146,13 +146,24 @@ def _train_into(
     run.final_model().save(target / MODEL_FILE)
     write_metadata(target, metadata)
     metrics = _metrics(prepared, options, run, timings, calibration, training_seconds)
+    _write_records(target, prepared, metrics, run.curves(), report)
+    return metadata, metrics
+
+
+def _write_records(
+    target: Path,
+    prepared: PreparedData,
+    metrics: dict[str, Any],
+    curves: dict[str, list[float]],
+    report: Progress,
+) -> None:
+    """What every model directory has beside the model: metrics, split and training curve."""
     write_json(target / METRICS_FILE, metrics)
     write_json(target / SPLIT_FILE, prepared.split.to_dict(dataset=prepared.dataset))
     from monitor.inference.plots import plot_training_curves
 
-    plot_training_curves(run.curves(), target / CURVE_FILE)
+    plot_training_curves(curves, target / CURVE_FILE)
     report(TrainingProgress("saving", 1, 1, message="done"))
-    return metadata, metrics
 
 
 def _train_detector_into(
@@ -196,9 +207,22 @@ def _train_detector_into(
     timings["int8_export"] = round(time.monotonic() - clock, 1)
     write_metadata(target, metadata)
     metrics = {
+        **_data_summary(prepared),
+        "architecture": "detector",
+        "stages": run.stage_summaries(),
+        "calibration": calibration,
+        "timings_seconds": {**timings, "total": round(training_seconds, 1)},
+        "options": _options_dict(options),
+    }
+    _write_records(target, prepared, metrics, run.curves(), report)
+    return metadata, metrics
+
+
+def _data_summary(prepared: PreparedData) -> dict[str, Any]:
+    """The part of the metrics file that describes the data, the same for both architectures."""
+    return {
         "dataset": str(prepared.dataset.root),
         "layout": prepared.dataset.layout,
-        "architecture": "detector",
         "labels": list(prepared.dataset.labels),
         "knows_no_logo": prepared.knows_no_logo,
         "warnings": list(prepared.warnings),
@@ -207,19 +231,7 @@ def _train_detector_into(
             "validation": len(prepared.split.validation),
             "test": len(prepared.split.test),
         },
-        "views": {"train": len(prepared.train_photos) * options.views_per_photo},
-        "stages": run.stage_summaries(),
-        "calibration": calibration,
-        "timings_seconds": {**timings, "total": round(training_seconds, 1)},
-        "options": _options_dict(options),
     }
-    write_json(target / METRICS_FILE, metrics)
-    write_json(target / SPLIT_FILE, prepared.split.to_dict(dataset=prepared.dataset))
-    from monitor.inference.plots import plot_training_curves
-
-    plot_training_curves(run.curves(), target / CURVE_FILE)
-    report(TrainingProgress("saving", 1, 1, message="done"))
-    return metadata, metrics
 
 
 def _metrics(
@@ -233,16 +245,7 @@ def _metrics(
     """The metrics file: data sizes, per-stage results, calibration, threshold, timings."""
     no_logo = len(prepared.dataset.labels)
     return {
-        "dataset": str(prepared.dataset.root),
-        "layout": prepared.dataset.layout,
-        "labels": list(prepared.dataset.labels),
-        "knows_no_logo": prepared.knows_no_logo,
-        "warnings": list(prepared.warnings),
-        "photos": {
-            "train": len(prepared.split.train),
-            "validation": len(prepared.split.validation),
-            "test": len(prepared.split.test),
-        },
+        **_data_summary(prepared),
         "samples": {
             "train": len(prepared.train_specs),
             "train_no_logo": sum(spec.label == no_logo for spec in prepared.train_specs),
