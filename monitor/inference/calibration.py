@@ -183,6 +183,8 @@ def _flip(rate: float | None) -> float | None:
 # --- detector scores -----------------------------------------------------------------------------
 
 SCORE_EPSILON = 1e-6
+PLATT_PRIOR = 1.0
+"""Strength of the pull of the Platt fit towards the identity (as if one more answer each way)."""
 
 
 def score_logits(scores: np.ndarray) -> np.ndarray:
@@ -194,7 +196,12 @@ def score_logits(scores: np.ndarray) -> np.ndarray:
 def platt_scaled(scores: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
     """Scores mapped through sigmoid(slope x logit(s) + intercept)."""
     slope, intercept = calibration
-    return 1.0 / (1.0 + np.exp(-(slope * score_logits(scores) + intercept)))
+    return _sigmoid(slope * score_logits(scores) + intercept)
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    return 0.5 * (1.0 + np.tanh(np.asarray(values, dtype=np.float64) / 2.0))
 
 
 def fit_platt(scores: np.ndarray, correct: np.ndarray, *, steps: int = 500) -> tuple[float, float]:
@@ -210,11 +217,12 @@ def fit_platt(scores: np.ndarray, correct: np.ndarray, *, steps: int = 500) -> t
         return (1.0, 0.0)
     features = np.stack([score_logits(scores), np.ones(len(labels))], axis=1)
     weights = np.array([1.0, 0.0])
+    prior = np.array([1.0, 0.0])
     for _ in range(steps):
-        predicted = 1.0 / (1.0 + np.exp(-(features @ weights)))
-        gradient = features.T @ (predicted - labels)
+        predicted = _sigmoid(features @ weights)
+        gradient = features.T @ (predicted - labels) + PLATT_PRIOR * (weights - prior)
         hessian = (features * (predicted * (1 - predicted))[:, None]).T @ features
-        step = np.linalg.solve(hessian + 1e-6 * np.eye(2), gradient)
+        step = np.linalg.solve(hessian + PLATT_PRIOR * np.eye(2), gradient)
         weights -= step
         if np.abs(step).max() < 1e-9:
             break

@@ -12,6 +12,7 @@ features and the saved model still holds the very same layers.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,16 @@ def build_backbone(*, image_size: int, weights: str) -> keras.Model:
             f"backbone weights {weights!r} are neither 'imagenet' nor an existing .h5 file"
         )
     try:
-        return keras.applications.MobileNetV2(
-            input_shape=(image_size, image_size, 3),
-            include_top=False,
-            weights=None if weights == RANDOM_WEIGHTS else weights,
-            alpha=1.0,
-        )
+        with warnings.catch_warnings():
+            # Sizes other than Keras's five get its 224-pixel weights, with a warning: that is the
+            # intent (convolution weights do not depend on the input size).
+            warnings.filterwarnings("ignore", message=".*Weights for input shape.*")
+            return keras.applications.MobileNetV2(
+                input_shape=(image_size, image_size, 3),
+                include_top=False,
+                weights=None if weights == RANDOM_WEIGHTS else weights,
+                alpha=1.0,
+            )
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot load backbone weights {weights!r}: {exc}") from exc
 

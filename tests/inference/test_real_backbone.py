@@ -76,3 +76,55 @@ def test_quick_training_mode_on_a_few_hundred_synthetic_pictures(
     assert report.brand_accuracy > 0.8, report.to_dict()
     assert report.no_logo_false_positive_rate < 0.5, report.to_dict()
     assert read_metadata(info.model_dir).knows_no_logo is True
+
+
+def test_the_detector_learns_real_logos_and_its_int8_file_agrees(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    """A short detector run on four FlickrLogos-27 brands with the real backbone.
+
+    Its held-out photos' best candidates must name the brand far more often than chance (one in
+    four), and the int8 LiteRT file written beside the model must answer as the float model does.
+    """
+    from dataclasses import replace
+
+    from monitor.inference.datasets import read_dataset, split_by_photo
+
+    flickr = shared_dir / "datasets" / "flickr_logos_27"
+    brands = ("Adidas", "Cocacola", "Ferrari", "Starbucks")
+    subset = tmp_path / "set"
+    subset.mkdir()
+    lines = (flickr / "annotations.txt").read_text().splitlines()
+    chosen = [line for line in lines if line.split()[1] in brands]
+    (subset / "annotations.txt").write_text("\n".join(chosen) + "\n")
+    (subset / "images").symlink_to((flickr / "images").resolve())
+    options = replace(
+        TrainOptions(),
+        architecture="detector",
+        detector_input_size=256,
+        detector_epochs=30,
+        detector_batch_size=8,
+    )
+    info = train_model(dataset_dir=subset, out_dir=tmp_path / "model", options=options)
+    assert read_metadata(info.model_dir).architecture == "detector"
+
+    dataset = read_dataset(subset)
+    split = split_by_photo(
+        dataset.photos, validation_fraction=0.15, test_fraction=0.2, seed=options.seed
+    )
+    photos = [photo for photo in dataset.photos if photo.name in set(split.test)]
+    pictures = [Image.open(photo.path).convert("RGB") for photo in photos]
+    float_detector = load_classifier(info.model_dir, runtime="keras")
+    int8_detector = load_classifier(info.model_dir, runtime="litert")
+    float_best = [
+        found[0].brand if found else None
+        for found in float_detector.classify(pictures, threshold=0.0)
+    ]
+    int8_best = [
+        found[0].brand if found else None
+        for found in int8_detector.classify(pictures, threshold=0.0)
+    ]
+    right = sum(brand in photo.brands for brand, photo in zip(float_best, photos, strict=True))
+    assert right >= 0.5 * len(photos), f"{right} of {len(photos)} named right"
+    same = sum(a == b for a, b in zip(float_best, int8_best, strict=True))
+    assert same >= 0.8 * len(photos), f"int8 agreed on {same} of {len(photos)}"
