@@ -197,7 +197,7 @@ def load_classifier(model_dir: Path, *, runtime: str = "auto") -> LogoClassifier
         raise ModelError(f"{model_dir} is incomplete: {MODEL_FILE} is missing")
     model = _load_keras_model(model_path)
     if metadata.architecture == "detector":
-        detector_predict = keras_detector_predict_function(model)
+        detector_predict = keras_detector_predict_function(model, metadata.input_size)
         _check_detector_outputs(detector_predict, metadata, model_dir)
         return LogoDetector(metadata=metadata, predict=detector_predict)
     predict = keras_predict_function(model, metadata.input_size)
@@ -225,25 +225,13 @@ def _uses_litert(model_dir: Path, runtime: str) -> bool:
     return not import_tensorflow().config.list_physical_devices("GPU")
 
 
-def keras_detector_predict_function(model: Any) -> DetectorPredict:
+def keras_detector_predict_function(model: Any, input_size: int) -> DetectorPredict:
     """A compiled function from letterboxed pixel batches to (heatmaps, boxes) as NumPy arrays.
 
     Used by ``load_classifier`` and by training, which scores validation photos with the detector
     it has just fitted, before it is saved.
     """
-    from monitor.inference._tensorflow import import_tensorflow
-
-    tensorflow = import_tensorflow()
-
-    @tensorflow.function(reduce_retracing=True)
-    def infer(pixels: Any) -> Any:
-        return model(pixels, training=False)
-
-    def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outputs = infer(tensorflow.constant(batch, dtype=tensorflow.float32))
-        return np.asarray(outputs[HEATMAP_OUTPUT]), np.asarray(outputs[BOX_OUTPUT])
-
-    return predict
+    return _compiled_predict(model, input_size, HEATMAP_OUTPUT)
 
 
 def _check_detector_outputs(
@@ -295,6 +283,13 @@ def keras_predict_function(model: Any, input_size: int) -> Predict:
     Used by ``load_classifier`` and by training, which classifies validation photos with the model
     it has just built, before it is saved.
     """
+    return _compiled_predict(model, input_size, LOGITS_OUTPUT)
+
+
+def _compiled_predict(
+    model: Any, input_size: int, first_output: str
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Pixel batches of ``input_size`` squares to the model's ``first_output`` and box outputs."""
     from monitor.inference._tensorflow import import_tensorflow
 
     tensorflow = import_tensorflow()
@@ -306,7 +301,7 @@ def keras_predict_function(model: Any, input_size: int) -> Predict:
 
     def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         outputs = infer(tensorflow.constant(batch, dtype=tensorflow.float32))
-        return np.asarray(outputs[LOGITS_OUTPUT]), np.asarray(outputs[BOX_OUTPUT])
+        return np.asarray(outputs[first_output]), np.asarray(outputs[BOX_OUTPUT])
 
     return predict
 

@@ -370,7 +370,8 @@ class DetectorRun:
         """A detector on the in-memory model, to score validation photos before saving."""
         metadata = self.metadata(version="validation", calibration=calibration, threshold=threshold)
         return LogoDetector(
-            metadata=metadata, predict=keras_detector_predict_function(self.final_model())
+            metadata=metadata,
+            predict=keras_detector_predict_function(self.final_model(), self.size),
         )
 
     def curves(self) -> dict[str, list[float]]:
