@@ -76,11 +76,7 @@ class LogoDetector:
         self, candidates: PhotoCandidates, *, threshold: float | None = None
     ) -> list[Detection]:
         """The photo's detections at ``threshold`` (the model's own by default)."""
-        found = candidates.detections
-        if not self.metadata.knows_no_logo:
-            return found[:1]
-        cut = self.metadata.no_logo_threshold if threshold is None else threshold
-        return [detection for detection in found if detection.probability >= cut]
+        return at_threshold(candidates.detections, self.metadata, threshold=threshold)
 
     def analyse(self, images: Sequence[Image]) -> list[PhotoCandidates]:
         """All candidates of every image, batched ``metadata.inference.batch_size`` at a time."""
@@ -123,6 +119,22 @@ class LogoDetector:
         ]
         merged = non_maximum_suppression(detections, iou_threshold=self.metadata.inference.nms_iou)
         return PhotoCandidates(_merge_across_brands(merged))
+
+
+def at_threshold(
+    candidates: Sequence[Detection], metadata: ModelMetadata, *, threshold: float | None = None
+) -> list[Detection]:
+    """The detections a model gives at ``threshold`` (its own by default), from its candidates.
+
+    A model without a "no logo" answer gives its best candidate whatever the threshold. A brand's
+    candidates below the threshold never suppress those above it (suppression keeps the more
+    probable), so filtering candidates is the same as detecting at the threshold, for the window
+    model's merged windows as for the detector's peaks.
+    """
+    if not metadata.knows_no_logo:
+        return list(candidates[:1])
+    cut = metadata.no_logo_threshold if threshold is None else threshold
+    return [detection for detection in candidates if detection.probability >= cut]
 
 
 def _merge_across_brands(detections: Sequence[Detection]) -> list[Detection]:

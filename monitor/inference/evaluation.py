@@ -36,7 +36,7 @@ from monitor.inference.datasets import (
     read_dataset,
     split_by_photo,
 )
-from monitor.inference.detection import CANDIDATE_FLOOR, LogoDetector, hits_logo
+from monitor.inference.detection import CANDIDATE_FLOOR, LogoDetector, at_threshold, hits_logo
 from monitor.inference.model_dir import SPLIT_FILE
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SamplingPlan, plan_samples, render_sample
@@ -148,7 +148,9 @@ def evaluate_model(
     started = time.monotonic()
     candidates, failed = _classify_items(classifier, items, grids=grids, progress=progress)
     seconds = time.monotonic() - started
-    answers = [None if found is None else _thresholded(classifier, found) for found in candidates]
+    answers = [
+        None if found is None else at_threshold(found, classifier.metadata) for found in candidates
+    ]
     png = confusion_matrix_path or Path(model_dir) / CONFUSION_FILE
     return _report(
         classifier=classifier,
@@ -251,18 +253,6 @@ def _classify_items(
         if progress is not None:
             progress(min(start + CHUNK, len(items)), len(items))
     return answers, failed
-
-
-def _thresholded(classifier: Classifier, candidates: list[Detection]) -> list[Detection]:
-    """The detections the model gives in use, from every candidate it found.
-
-    A brand's candidates below the threshold never suppress those above it (suppression keeps the
-    more probable), so filtering the candidates is the same as classifying at the threshold.
-    """
-    if not classifier.metadata.knows_no_logo:
-        return candidates[:1]
-    threshold = classifier.metadata.no_logo_threshold
-    return [detection for detection in candidates if detection.probability >= threshold]
 
 
 def _open_item(item: _Item, failed: list[str]) -> Image | None:

@@ -6,13 +6,15 @@ will be relied on for is found in seconds, not after minutes of training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL.Image import Image
 
+from monitor.domain import Box
 from monitor.exceptions import DatasetError, ImageDecodeError
 from monitor.inference.datasets import (
     Dataset,
@@ -29,6 +31,8 @@ from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
 from monitor.inference.training.options import TrainOptions
 
 VALIDATION_NEGATIVES_PER_PHOTO = 3
+SCORING_CHUNK = 16
+"""Validation pictures opened at a time while a run scores them (a few, not all, in memory)."""
 MIN_TRAINING_PHOTOS_PER_CLASS = 10
 """Below this many training photos a class gets a warning: too few to learn its variety from."""
 MIN_VALIDATION_LOGO_PHOTOS = 5
@@ -187,3 +191,15 @@ def validation_negatives(
     wanted = max(0, VALIDATION_NEGATIVES_PER_PHOTO * len(logo_photos) - len(whole))
     regions = held_out_negatives(logo_photos, count=wanted, seed=seed) if wanted else []
     return whole + regions
+
+
+def picture_chunks(
+    pictures: Sequence[tuple[LabeledPhoto, Box | None]], *, max_pixels: int
+) -> Iterator[list[Image]]:
+    """The pictures (a photo, or a region of it) opened ``SCORING_CHUNK`` at a time."""
+    for start in range(0, len(pictures), SCORING_CHUNK):
+        images = []
+        for photo, region in pictures[start : start + SCORING_CHUNK]:
+            image = open_image(photo.path, max_pixels=max_pixels)
+            images.append(image.crop(region) if region is not None else image)
+        yield images

@@ -1,13 +1,14 @@
-"""One training run of the one-pass detector (TensorFlow): views, features, fit, calibration.
+"""One training run of the one-pass detector (TensorFlow): views, fit, calibration.
 
 The recipe (``monitor.inference.training.recipe`` describes where it sits):
 
-1. Each training photo gives ``views_per_photo`` views (``monitor.inference.views``): the one
-   serving makes, and scale-jittered, cropped, recoloured, blurred or slightly turned ones. The
-   frozen ImageNet MobileNetV2 runs once over every view; its stride-8, 16 and 32 features are
-   kept in memory (float16) with the view's targets (``monitor.inference.heatmaps``).
-2. The feature pyramid and head are fitted on those features with the focal and GIoU losses
-   (AdamW, cosine learning rate); the epoch with the lowest validation loss is kept.
+1. Every photo is decoded once and kept in memory, shrunk to the most pixels a view needs.
+2. Each epoch draws fresh views of every training photo (``monitor.inference.views``: scale
+   jitter, zoomed-in crops, colour, blur, small turns), on a second thread, with their targets
+   (``monitor.inference.heatmaps``). The frozen lower MobileNetV2 runs on them; its top blocks
+   (10-16), the feature pyramid and the head are fitted with the focal, GIoU and brand
+   cross-entropy losses (AdamW, cosine learning rate); the epoch with the lowest validation loss
+   on the validation photos' serving views is kept.
 3. Calibration on validation photos, as serving sees them: a Platt fit makes peak scores
    probabilities (ECE before and after is recorded), then the threshold is chosen on the
    photos' best candidates and on logo-free regions of the same photos.
@@ -48,7 +49,7 @@ from monitor.inference.heatmaps import make_targets
 from monitor.inference.letterbox import letterbox
 from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
 from monitor.inference.pixels import open_image
-from monitor.inference.training.data import PreparedData, validation_negatives
+from monitor.inference.training.data import PreparedData, picture_chunks, validation_negatives
 from monitor.inference.training.detector_losses import (
     box_giou_loss,
     brand_cross_entropy,
@@ -57,7 +58,6 @@ from monitor.inference.training.detector_losses import (
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
 
-SCORING_CHUNK = 16
 REPRESENTATIVE_PHOTOS = 64
 REPORT_EVERY_STEPS = 5
 UPPER_LEARNING_SHARE = 0.1
@@ -307,10 +307,7 @@ class DetectorRun:
             result["threshold"] = {"value": 0.0, "note": "no logo-free pictures"}
             return result
         logo_scores, logo_right = _best_answers(logo_photos, logo_found, calibration)
-        negative_scores = [
-            float(platt_scaled(np.array([found[0].probability]), calibration)[0]) if found else 0.0
-            for found in negative_found
-        ]
+        negative_scores = _best_scores(negative_found, calibration)
         choice = choose_threshold(
             logo_scores=logo_scores,
             logo_correct=logo_right,
@@ -501,11 +498,7 @@ def _detect(
 ) -> list[list[Detection]]:
     """Every candidate of each picture (a photo or a region of it), a few pictures at a time."""
     found: list[list[Detection]] = []
-    for start in range(0, len(pictures), SCORING_CHUNK):
-        images: list[Image] = []
-        for photo, region in pictures[start : start + SCORING_CHUNK]:
-            image = open_image(photo.path, max_pixels=options.max_image_pixels)
-            images.append(image.crop(region) if region is not None else image)
+    for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
         found.extend(detector.classify(images))
     return found
 
@@ -535,16 +528,23 @@ def _best_answers(
     calibration: tuple[float, float],
 ) -> tuple[list[float], list[bool]]:
     """Each validation logo photo's best candidate: calibrated score, and whether its brand is right."""
-    scores: list[float] = []
-    right: list[bool] = []
-    for photo, found in zip(logo_photos, logo_found, strict=True):
-        if not found:
-            scores.append(0.0)
-            right.append(False)
-            continue
-        scores.append(float(platt_scaled(np.array([found[0].probability]), calibration)[0]))
-        right.append(found[0].brand in photo.brands)
-    return scores, right
+    right = [
+        bool(found) and found[0].brand in photo.brands
+        for photo, found in zip(logo_photos, logo_found, strict=True)
+    ]
+    return _best_scores(logo_found, calibration), right
+
+
+def _best_scores(
+    found_per_picture: Sequence[Sequence[Detection]], calibration: tuple[float, float]
+) -> list[float]:
+    """The calibrated score of each picture's best raw candidate (0 for a picture with none)."""
+    raw = np.array([found[0].probability if found else 0.0 for found in found_per_picture])
+    calibrated = platt_scaled(raw, calibration)
+    return [
+        float(score) if found else 0.0
+        for score, found in zip(calibrated, found_per_picture, strict=True)
+    ]
 
 
 def _ece(scores: np.ndarray, correct: np.ndarray) -> float | None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import keras
 import numpy as np
-from PIL.Image import Image
 
 from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
@@ -25,14 +24,16 @@ from monitor.inference.classifier import LogoClassifier, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.model_dir import BACKBONE_NAME, ModelMetadata
 from monitor.inference.network import build_backbone, build_head, build_logo_model, pooled_width
-from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, hard_negative_candidates, render_all
 from monitor.inference.training import fitting
-from monitor.inference.training.data import PreparedData, class_weights, validation_negatives
+from monitor.inference.training.data import (
+    PreparedData,
+    class_weights,
+    picture_chunks,
+    validation_negatives,
+)
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.windows import best_brand, logo_probabilities, softmax
-
-SCORING_CHUNK = 16
 
 
 class TrainingRun:
@@ -372,7 +373,9 @@ def _classify(
 ) -> list[list[Detection]]:
     """The classifier's detections of each whole photo, a few photos at a time."""
     found: list[list[Detection]] = []
-    for images in _picture_chunks([(photo, None) for photo in photos], options):
+    for images in picture_chunks(
+        [(photo, None) for photo in photos], max_pixels=options.max_image_pixels
+    ):
         found.extend(classifier.classify(images))
     return found
 
@@ -384,19 +387,7 @@ def _scores(
 ) -> list[tuple[float, str]]:
     """(highest logo probability, that window's brand) of each picture, a few at a time."""
     scores: list[tuple[float, str]] = []
-    for images in _picture_chunks(pictures, options):
+    for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
         for predictions in classifier.analyse(images):
             scores.append(best_brand(predictions.probabilities, classifier.labels))
     return scores
-
-
-def _picture_chunks(
-    pictures: Sequence[tuple[LabeledPhoto, Box | None]], options: TrainOptions
-) -> Iterator[list[Image]]:
-    """The pictures (a photo, or a region of it) opened ``SCORING_CHUNK`` at a time."""
-    for start in range(0, len(pictures), SCORING_CHUNK):
-        images = []
-        for photo, region in pictures[start : start + SCORING_CHUNK]:
-            image = open_image(photo.path, max_pixels=options.max_image_pixels)
-            images.append(image.crop(region) if region is not None else image)
-        yield images
