@@ -212,18 +212,37 @@ def fit_platt(scores: np.ndarray, correct: np.ndarray, *, steps: int = 500) -> t
     makes "0.9" mean right nine times in ten. Falls back to the identity when validation has only
     one kind of answer, which no fit can learn from.
     """
+    slope, intercept = fit_logistic(
+        score_logits(scores)[:, None], correct, prior=(1.0, 0.0), steps=steps
+    )
+    return (slope, intercept)
+
+
+def fit_logistic(
+    features: np.ndarray,
+    correct: np.ndarray,
+    *,
+    prior: Sequence[float],
+    steps: int = 500,
+) -> tuple[float, ...]:
+    """Weights (one per feature column, then the intercept) of a logistic fit of ``correct``.
+
+    Newton steps on the log loss plus a weak Gaussian pull (``PLATT_PRIOR``) towards ``prior``,
+    which is also the answer when validation has only one kind of outcome to learn from.
+    """
     labels = np.asarray(correct, dtype=np.float64)
+    prior_weights = np.asarray(prior, dtype=np.float64)
     if len(labels) == 0 or labels.min() == labels.max():
-        return (1.0, 0.0)
-    features = np.stack([score_logits(scores), np.ones(len(labels))], axis=1)
-    weights = np.array([1.0, 0.0])
-    prior = np.array([1.0, 0.0])
+        return tuple(float(value) for value in prior_weights)
+    design = np.concatenate([np.asarray(features, dtype=np.float64), np.ones((len(labels), 1))], 1)
+    weights = prior_weights.copy()
+    identity = np.eye(len(weights))
     for _ in range(steps):
-        predicted = _sigmoid(features @ weights)
-        gradient = features.T @ (predicted - labels) + PLATT_PRIOR * (weights - prior)
-        hessian = (features * (predicted * (1 - predicted))[:, None]).T @ features
-        step = np.linalg.solve(hessian + PLATT_PRIOR * np.eye(2), gradient)
+        predicted = _sigmoid(design @ weights)
+        gradient = design.T @ (predicted - labels) + PLATT_PRIOR * (weights - prior_weights)
+        hessian = (design * (predicted * (1 - predicted))[:, None]).T @ design
+        step = np.linalg.solve(hessian + PLATT_PRIOR * identity, gradient)
         weights -= step
         if np.abs(step).max() < 1e-9:
             break
-    return (float(weights[0]), float(weights[1]))
+    return tuple(float(value) for value in weights)

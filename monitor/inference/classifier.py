@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from monitor.inference.model_dir import (
     LITERT_FILE,
     LOGITS_OUTPUT,
     MODEL_FILE,
+    VERIFIER_FILE,
+    VERIFIER_LITERT_FILE,
     ModelMetadata,
     read_metadata,
 )
@@ -186,7 +188,12 @@ def load_classifier(model_dir: Path, *, runtime: str = "auto") -> LogoClassifier
 
         litert = LiteRTDetector(model_dir / LITERT_FILE)
         _check_detector_outputs(litert.predict, metadata, model_dir)
-        return LogoDetector(metadata=metadata, predict=litert.predict, runtime="litert")
+        return LogoDetector(
+            metadata=metadata,
+            predict=litert.predict,
+            runtime="litert",
+            verify=_load_verifier(model_dir, metadata, litert=True),
+        )
     if runtime == "litert":
         raise ModelError(
             f"{model_dir} has no int8 LiteRT file ({LITERT_FILE}): only detector models trained "
@@ -199,13 +206,42 @@ def load_classifier(model_dir: Path, *, runtime: str = "auto") -> LogoClassifier
     if metadata.architecture == "detector":
         detector_predict = keras_detector_predict_function(model, metadata.input_size)
         _check_detector_outputs(detector_predict, metadata, model_dir)
-        return LogoDetector(metadata=metadata, predict=detector_predict)
+        return LogoDetector(
+            metadata=metadata,
+            predict=detector_predict,
+            verify=_load_verifier(model_dir, metadata, litert=False),
+        )
     predict = keras_predict_function(model, metadata.input_size)
     _check_outputs(predict, metadata, model_dir)
     return LogoClassifier(metadata=metadata, predict=predict)
 
 
 RUNTIMES = ("auto", "keras", "litert")
+
+
+def _load_verifier(model_dir: Path, metadata: ModelMetadata, *, litert: bool) -> Predict | None:
+    """The second-look window classifier of a detector, when its metadata names one.
+
+    With the LiteRT runtime its int8 file is used when the directory has one.
+    """
+    settings = metadata.verifier
+    if settings is None:
+        return None
+    checked = replace(metadata, input_size=settings.input_size, architecture="windows")
+    if litert and (model_dir / VERIFIER_LITERT_FILE).is_file():
+        from monitor.inference.litert import LiteRTWindows
+
+        predict: Predict = LiteRTWindows(model_dir / VERIFIER_LITERT_FILE).predict
+    else:
+        path = model_dir / VERIFIER_FILE
+        if not path.is_file():
+            raise ModelError(
+                f"{model_dir} is incomplete: its metadata names a verifier but {VERIFIER_FILE} "
+                "is missing (retrain the model with monitor train)"
+            )
+        predict = keras_predict_function(_load_keras_model(path), settings.input_size)
+    _check_outputs(predict, checked, model_dir)
+    return predict
 
 
 def _uses_litert(model_dir: Path, runtime: str) -> bool:

@@ -19,15 +19,23 @@ from dataclasses import dataclass
 import numpy as np
 from PIL.Image import Image
 
-from monitor.domain import Detection
+from monitor.domain import Box, Detection
 from monitor.inference.calibration import platt_scaled
 from monitor.inference.heatmaps import Peak, find_peaks
 from monitor.inference.letterbox import Placement, fitting_placement, letterbox
 from monitor.inference.model_dir import ModelMetadata
-from monitor.inference.windows import iou, non_maximum_suppression
+from monitor.inference.pixels import stack_windows
+from monitor.inference.verification import (
+    VerifierSettings,
+    combined_probability,
+    verification_window,
+)
+from monitor.inference.windows import iou, logo_probabilities, non_maximum_suppression, softmax
 
 DetectorPredict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """Letterboxed pixels (n, size, size, 3) -> (heatmaps (n, cells, cells, brands), boxes (n, cells, cells, 4))."""
+WindowPredict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Window pixels (n, size, size, 3) -> (logits (n, brands + 1), boxes (n, 4)): the verifier."""
 
 CANDIDATE_FLOOR = 0.02
 """Raw peak scores below this are not candidates at all (far below any threshold chosen)."""
@@ -38,23 +46,46 @@ MATCH_IOU = 0.5
 
 
 @dataclass(frozen=True)
+class LookedAgain:
+    """One candidate after the second look: the detector's score and box, the classifier's view."""
+
+    box: Box
+    detector_score: float
+    brand: str
+    logo_probability: float
+
+
+@dataclass(frozen=True)
 class PhotoCandidates:
-    """Every candidate logo of one photo, calibrated, most probable first (photo pixels)."""
+    """Every candidate logo of one photo, calibrated, most probable first (photo pixels).
+
+    ``looked_again`` holds the verified candidates' parts (empty without a verifier), for
+    calibration to fit the combination on.
+    """
 
     detections: list[Detection]
+    looked_again: tuple[LookedAgain, ...] = ()
 
 
 class LogoDetector:
     """Finds brand logos in pictures with one trained detector (same surface as LogoClassifier)."""
 
     def __init__(
-        self, *, metadata: ModelMetadata, predict: DetectorPredict, runtime: str = "keras"
+        self,
+        *,
+        metadata: ModelMetadata,
+        predict: DetectorPredict,
+        runtime: str = "keras",
+        verify: WindowPredict | None = None,
     ) -> None:
+        if (metadata.verifier is None) != (verify is None):
+            raise ValueError("a verifier needs both its settings in the metadata and its model")
         self.metadata = metadata
         self.runtime = runtime
         self.version: str = metadata.version
         self.labels: list[str] = list(metadata.labels)
         self._predict = predict
+        self._verify = verify
 
     def classify(
         self,
@@ -95,10 +126,95 @@ class LogoDetector:
                 ]
             )
             heatmaps, boxes = self._predict(pixels)
-            for index, image in enumerate(chunk):
-                peaks = find_peaks(heatmaps[index], boxes[index], floor=floor, limit=MAX_CANDIDATES)
-                results.append(self._candidates(peaks, placements[index], image.size))
+            found = [
+                self._candidates(
+                    find_peaks(heatmaps[index], boxes[index], floor=floor, limit=MAX_CANDIDATES),
+                    placements[index],
+                    image.size,
+                )
+                for index, image in enumerate(chunk)
+            ]
+            settings = self.metadata.verifier
+            if settings is not None and self._verify is not None:
+                found = self._look_again(chunk, found, settings, self._verify)
+            results.extend(found)
         return results
+
+    def _look_again(
+        self,
+        images: Sequence[Image],
+        found: Sequence[PhotoCandidates],
+        settings: VerifierSettings,
+        verify: WindowPredict,
+    ) -> list[PhotoCandidates]:
+        """Each photo's best candidates named and scored again by the window classifier."""
+        chosen = [
+            [detection for detection in candidates.detections if detection.box is not None][
+                : settings.candidates
+            ]
+            for candidates in found
+        ]
+        windows = [
+            [
+                verification_window(
+                    detection.box, image.size, context=settings.context, min_side=settings.min_side
+                )
+                for detection in detections
+                if detection.box is not None
+            ]
+            for image, detections in zip(images, chosen, strict=True)
+        ]
+        batches = [
+            stack_windows(image, photo_windows, settings.input_size)
+            for image, photo_windows in zip(images, windows, strict=True)
+            if photo_windows
+        ]
+        if not batches:
+            return [PhotoCandidates([]) for _ in found]
+        logits, _ = verify(np.concatenate(batches))
+        probabilities = softmax(logits, settings.temperature)
+        logo = logo_probabilities(probabilities, len(self.labels))
+        brands = probabilities[:, : len(self.labels)].argmax(axis=1)
+        results: list[PhotoCandidates] = []
+        row = 0
+        for detections in chosen:
+            looked = tuple(
+                LookedAgain(
+                    box=detection.box,
+                    detector_score=detection.probability,
+                    brand=self.labels[int(brands[row + index])],
+                    logo_probability=float(logo[row + index]),
+                )
+                for index, detection in enumerate(detections)
+                if detection.box is not None
+            )
+            row += len(detections)
+            results.append(self._combined(looked, settings))
+        return results
+
+    def recombined(self, candidates: PhotoCandidates) -> PhotoCandidates:
+        """``candidates`` looked at again, their probabilities from this model's combination."""
+        if self.metadata.verifier is None:
+            return candidates
+        return self._combined(candidates.looked_again, self.metadata.verifier)
+
+    def _combined(
+        self, looked: Sequence[LookedAgain], settings: VerifierSettings
+    ) -> PhotoCandidates:
+        """The looked-again candidates as detections with their combined probability."""
+        if not looked:
+            return PhotoCandidates([])
+        probabilities = combined_probability(
+            np.array([item.detector_score for item in looked]),
+            np.array([item.logo_probability for item in looked]),
+            settings.combination,
+        )
+        detections = [
+            Detection(brand=item.brand, probability=float(probability), box=item.box)
+            for item, probability in zip(looked, probabilities, strict=True)
+        ]
+        merged = non_maximum_suppression(detections, iou_threshold=self.metadata.inference.nms_iou)
+        return PhotoCandidates(_merge_across_brands(merged), tuple(looked))
 
     def _candidates(
         self, peaks: Sequence[Peak], placement: Placement, photo_size: tuple[int, int]

@@ -1,4 +1,4 @@
-"""The detector as a LiteRT (TFLite) int8 file, for CPU workers: export and run.
+"""The detector (and its verifier) as LiteRT (TFLite) int8 files, for CPU workers: export, run.
 
 Training writes ``model_int8.tflite`` beside ``model.keras``: the same network, weights and
 activations quantized to 8 bits after training, calibrated on validation photos as serving sees
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from monitor.exceptions import ModelError
-from monitor.inference.model_dir import BOX_OUTPUT, HEATMAP_OUTPUT
+from monitor.inference.model_dir import BOX_OUTPUT, HEATMAP_OUTPUT, LOGITS_OUTPUT
 
 INPUT_NAME = "pixels"
 
@@ -64,8 +64,15 @@ def export_int8(
     partial.replace(path)
 
 
-class LiteRTDetector:
-    """A LiteRT detector file, run one photo at a time (its input has a batch of one)."""
+class LiteRTModel:
+    """A LiteRT file, run one picture at a time (its input has a batch of one).
+
+    ``first_output`` names the output given beside ``box``: the detector's ``heatmap`` or the
+    window classifier's ``logits``.
+    """
+
+    first_output = HEATMAP_OUTPUT
+    kind = "detector"
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         # LiteRT's own runtime: TensorFlow's copy of the interpreter is deprecated.
@@ -82,18 +89,29 @@ class LiteRTDetector:
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the LiteRT model {path}: {exc}") from exc
         outputs = set(signatures[name]["outputs"])
-        if {HEATMAP_OUTPUT, BOX_OUTPUT} - outputs or signatures[name]["inputs"] != [INPUT_NAME]:
+        if {self.first_output, BOX_OUTPUT} - outputs or signatures[name]["inputs"] != [INPUT_NAME]:
             raise ModelError(
-                f"{path} is not a detector file: it has inputs {signatures[name]['inputs']} and "
-                f"outputs {sorted(outputs)} (retrain the model with monitor train)"
+                f"{path} is not a {self.kind} file: it has inputs {signatures[name]['inputs']} "
+                f"and outputs {sorted(outputs)} (retrain the model with monitor train)"
             )
 
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Heatmaps and box maps of a batch of letterboxed photos, as the Keras model gives them."""
-        heatmaps: list[np.ndarray] = []
+        """The two outputs of a batch of pictures, as the Keras model gives them."""
+        firsts: list[np.ndarray] = []
         boxes: list[np.ndarray] = []
         for pixels in np.asarray(batch, dtype=np.uint8):
             outputs = self._runner(**{INPUT_NAME: pixels[None]})
-            heatmaps.append(outputs[HEATMAP_OUTPUT][0])
+            firsts.append(outputs[self.first_output][0])
             boxes.append(outputs[BOX_OUTPUT][0])
-        return np.stack(heatmaps), np.stack(boxes)
+        return np.stack(firsts), np.stack(boxes)
+
+
+class LiteRTDetector(LiteRTModel):
+    """The detector's int8 file: letterboxed photos in, heatmaps and box maps out."""
+
+
+class LiteRTWindows(LiteRTModel):
+    """A window classifier's int8 file (a detector's verifier): windows in, logits and boxes out."""
+
+    first_output = LOGITS_OUTPUT
+    kind = "window classifier"

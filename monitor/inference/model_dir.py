@@ -3,6 +3,9 @@
 A model directory holds::
 
     model_int8.tflite    (detectors) the same network quantized to int8, for CPU workers
+    verifier.keras       (detectors with a second look) the window classifier that looks again
+                         at the detector's best candidates (``monitor.inference.verification``)
+    verifier_int8.tflite (the same) quantized to int8
     model.keras          the Keras model; input: raw RGB pixels (any size, 0-255), outputs:
                          "logits" (brands + one "no logo" column, last) and "box" (x1, y1, x2, y2
                          as fractions of the input, the place of the logo in it)
@@ -25,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from monitor.exceptions import ModelError
+from monitor.inference.verification import VerifierSettings
 
 FORMAT_NAME = "monitor-logo-model"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model_int8.tflite"
+VERIFIER_FILE = "verifier.keras"
+VERIFIER_LITERT_FILE = "verifier_int8.tflite"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 CURVE_FILE = "training_curve.png"
@@ -90,6 +96,8 @@ class ModelMetadata:
     ``score_calibration`` holds (slope, intercept) of the Platt scaling fitted on validation: a
     heatmap peak's score s becomes sigmoid(slope x logit(s) + intercept), and
     ``no_logo_threshold`` applies to that calibrated score; ``temperature`` is unused (1).
+    A detector with ``verifier`` settings looks again at its best candidates with a window
+    classifier (``verifier.keras``); its threshold applies to the combined probability.
     """
 
     version: str
@@ -105,6 +113,7 @@ class ModelMetadata:
     knows_no_logo: bool = True
     architecture: str = "windows"
     score_calibration: tuple[float, float] = (1.0, 0.0)
+    verifier: VerifierSettings | None = None
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -119,6 +128,7 @@ class ModelMetadata:
         data["labels"] = list(self.labels)
         data["score_calibration"] = list(self.score_calibration)
         data["inference"]["grids"] = list(self.inference.grids)
+        data["verifier"] = self.verifier.to_dict() if self.verifier is not None else None
         return data
 
 
@@ -193,6 +203,7 @@ def _metadata_from_dict(data: dict[str, Any], *, source: Path) -> ModelMetadata:
         knows_no_logo=_knows_no_logo(data, source),
         architecture=_architecture(data, source),
         score_calibration=_score_calibration(data, source),
+        verifier=_verifier(data, source),
     )
     _check_ranges(metadata, source)
     return metadata
@@ -235,6 +246,21 @@ def _score_calibration(data: dict[str, Any], source: Path) -> tuple[float, float
     ):
         raise ModelError(f"{source}: score_calibration must be a list of two numbers")
     return (float(value[0]), float(value[1]))
+
+
+def _verifier(data: dict[str, Any], source: Path) -> VerifierSettings | None:
+    """The optional second-look settings of a detector; absent or null means none."""
+    value = data.get("verifier")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ModelError(f"{source}: verifier must be an object or null")
+    try:
+        return VerifierSettings(
+            **{**value, "combination": tuple(value.get("combination", (0.0, 1.0, 0.0)))}
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: invalid verifier settings: {exc}") from exc
 
 
 def _field(data: dict[str, Any], name: str, kind: Any, source: Path) -> Any:

@@ -96,16 +96,26 @@ def build_head(*, features: int, num_outputs: int, dropout_rate: float, seed: in
 
 
 def build_logo_model(
-    *, backbone: keras.Model, head: keras.Model, image_size: int, pooling: str = "average"
+    *,
+    backbone: keras.Model,
+    head: keras.Model,
+    image_size: int,
+    pooling: str = "average",
+    resize: bool = True,
 ) -> keras.Model:
     """The whole model on raw pixels: resize, scale to [-1, 1], backbone, pool, head.
 
     The backbone runs with ``training=False`` so its batch-norm statistics stay the ImageNet ones
-    even while its top layers are fine-tuned.
+    even while its top layers are fine-tuned. ``resize=False`` gives the same network on pixels
+    already at ``image_size`` (for the int8 export: LiteRT has no antialiased resize).
     """
-    pixels = keras.Input((None, None, 3), name="pixels")
-    resized = layers.Resizing(image_size, image_size, antialias=True, name="resize")(pixels)
-    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(resized)
+    if resize:
+        pixels = keras.Input((None, None, 3), name="pixels")
+        sized = layers.Resizing(image_size, image_size, antialias=True, name="resize")(pixels)
+    else:
+        pixels = keras.Input((image_size, image_size, 3), name="pixels")
+        sized = pixels
+    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(sized)
     features = backbone(scaled, training=False)
     return keras.Model(pixels, head(pool(features, pooling)), name="logo_model")
 

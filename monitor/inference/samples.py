@@ -105,12 +105,12 @@ def plan_samples(
                     no_logo,
                     NO_BOX,
                     False,
-                    _augmentation(rng, plan),
+                    random_augmentation(rng, plan),
                 )
             )
         regions = background_regions(photo, count=plan.backgrounds_per_photo, rng=rng)
         specs.extend(
-            SampleSpec(photo_index, region, no_logo, NO_BOX, False, _augmentation(rng, plan))
+            SampleSpec(photo_index, region, no_logo, NO_BOX, False, random_augmentation(rng, plan))
             for region in regions
         )
     return specs
@@ -138,7 +138,7 @@ def _crop_samples(
                     label,
                     box_fractions(whole, window),
                     True,
-                    _augmentation(rng, plan),
+                    random_augmentation(rng, plan),
                 )
             )
     return specs
@@ -170,7 +170,7 @@ def _logo_sample(
     """A window around ``box``: random context, aspect and position, clipped to the photo."""
     window = logo_window(photo.size, box, plan=plan, rng=rng)
     return SampleSpec(
-        photo_index, window, label, box_fractions(box, window), True, _augmentation(rng, plan)
+        photo_index, window, label, box_fractions(box, window), True, random_augmentation(rng, plan)
     )
 
 
@@ -227,7 +227,7 @@ def box_fractions(box: Box, window: Box) -> tuple[float, float, float, float]:
     return (x1, y1, x2, y2)
 
 
-def _augmentation(rng: np.random.Generator, plan: SamplingPlan) -> Augmentation:
+def random_augmentation(rng: np.random.Generator, plan: SamplingPlan) -> Augmentation:
     """Random alterations in the ranges photos of logos show."""
     if not plan.augment:
         return IDENTITY

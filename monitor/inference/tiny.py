@@ -15,6 +15,7 @@ from monitor.inference.model_dir import (
     CURVE_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    VERIFIER_FILE,
     InferenceSettings,
     ModelMetadata,
     new_version,
@@ -22,6 +23,7 @@ from monitor.inference.model_dir import (
     write_json,
     write_metadata,
 )
+from monitor.inference.verification import VerifierSettings
 
 TINY_INPUT_SIZE = 32
 
@@ -101,12 +103,14 @@ def write_tiny_detector(
     seed: int = 0,
     threshold: float = 0.5,
     knows_no_logo: bool = True,
+    verifier: VerifierSettings | None = None,
 ) -> Path:
     """Write a one-pass detector model directory with random weights and return its path.
 
     The same format ``monitor train`` writes for a dataset with boxes (architecture "detector"):
     a few strided convolutions under the real pyramid and head, on 64-pixel letterboxed input.
-    ``threshold`` applies to its peak scores (identity calibration).
+    ``threshold`` applies to its peak scores (identity calibration). With ``verifier`` settings
+    a tiny window model is written as its second look (``verifier.keras``).
     """
     labels = _checked_labels(labels)
     if not 0.0 <= threshold <= 1.0:
@@ -131,8 +135,16 @@ def write_tiny_detector(
             no_logo_threshold=threshold,
             knows_no_logo=knows_no_logo,
             architecture="detector",
+            verifier=verifier,
         ),
     )
+    if verifier is not None:
+        from monitor.inference.network import build_tiny_model
+
+        window_model = build_tiny_model(
+            num_outputs=len(labels) + 1, image_size=verifier.input_size, seed=seed + 1
+        )
+        window_model.save(out_dir / VERIFIER_FILE)
     return out_dir
 
 

@@ -13,9 +13,12 @@ from monitor.inference.classifier import load_classifier
 from monitor.inference.datasets import read_dataset
 from monitor.inference.model_dir import (
     CURVE_FILE,
+    LITERT_FILE,
     METRICS_FILE,
     MODEL_FILE,
     SPLIT_FILE,
+    VERIFIER_FILE,
+    VERIFIER_LITERT_FILE,
     InferenceSettings,
     read_metadata,
 )
@@ -118,6 +121,9 @@ FAST_DETECTOR = TrainOptions(
     detector_input_size=64,
     detector_epochs=2,
     detector_batch_size=4,
+    verifier_input_size=48,
+    verifier_epochs_head=2,
+    verifier_epochs_finetune=1,
     validation_fraction=0.2,
     test_fraction=0.2,
     seed=1,
@@ -142,19 +148,43 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     trained_detector: tuple[Path, Path, list[TrainingProgress]],
 ) -> None:
     _, model_dir, steps = trained_detector
-    for name in (MODEL_FILE, "metadata.json", METRICS_FILE, CURVE_FILE, SPLIT_FILE):
+    for name in (
+        MODEL_FILE,
+        "metadata.json",
+        METRICS_FILE,
+        CURVE_FILE,
+        SPLIT_FILE,
+        LITERT_FILE,
+        VERIFIER_FILE,
+        VERIFIER_LITERT_FILE,
+    ):
         assert (model_dir / name).is_file(), name
     metadata = read_metadata(model_dir)
     assert metadata.architecture == "detector"
+    assert metadata.verifier is not None and metadata.verifier.input_size == 48
     assert metadata.input_size == 64 and metadata.knows_no_logo
     assert 0 <= metadata.no_logo_threshold <= 1
     metrics = json.loads((model_dir / METRICS_FILE).read_text())
     assert metrics["stages"]["detector_head"]["epochs"] == 2
-    assert {"score_calibration", "ece_before", "ece_after", "threshold"} <= set(
+    assert {"score_calibration", "ece_before", "ece_after", "threshold", "verifier"} <= set(
         metrics["calibration"]
     )
+    assert metrics["verifier"]["train_no_logo_windows"] > 0
+    assert metrics["verifier"]["train_windows"] > metrics["verifier"]["train_no_logo_windows"]
+    assert metrics["calibration"]["verifier"]["combination"] == pytest.approx(
+        list(metadata.verifier.combination), abs=1e-4
+    )
     stages = list(dict.fromkeys(step.stage for step in steps))
-    assert stages == ["reading", "fitting", "calibrating", "saving"]
+    assert stages == [
+        "reading",
+        "fitting",
+        "verifier",
+        "features",
+        "head",
+        "finetune",
+        "calibrating",
+        "saving",
+    ]
     fitting = [step for step in steps if step.stage == "fitting"]
     assert fitting[-1].epoch == fitting[-1].epochs == 2
     assert {"heatmap_loss", "box_loss", "val_heatmap_loss"} <= set(fitting[-1].metrics)

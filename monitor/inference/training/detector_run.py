@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -31,12 +31,13 @@ from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
     choose_threshold,
     expected_calibration_error,
+    fit_logistic,
     fit_platt,
     platt_scaled,
 )
-from monitor.inference.classifier import keras_detector_predict_function
+from monitor.inference.classifier import keras_detector_predict_function, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
-from monitor.inference.detection import LogoDetector, hits_logo
+from monitor.inference.detection import LogoDetector, PhotoCandidates, hits_logo
 from monitor.inference.detector import (
     CLASS_OUTPUT,
     OBJECTNESS_OUTPUT,
@@ -49,6 +50,7 @@ from monitor.inference.heatmaps import make_targets
 from monitor.inference.letterbox import letterbox
 from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
 from monitor.inference.pixels import open_image
+from monitor.inference.samples import render_all
 from monitor.inference.training.data import PreparedData, picture_chunks, validation_negatives
 from monitor.inference.training.detector_losses import (
     box_giou_loss,
@@ -56,6 +58,8 @@ from monitor.inference.training.detector_losses import (
     heatmap_focal_loss,
 )
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
+from monitor.inference.training.run import TrainingRun
+from monitor.inference.verification import VerifierSettings, combined_probability, score_logit
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
 
 REPRESENTATIVE_PHOTOS = 64
@@ -134,6 +138,8 @@ class DetectorRun:
         self.head = build_detector_head(num_classes=len(self.labels), seed=options.seed)
         self.epochs: list[EpochResult] = []
         self.best_epoch = 0
+        self.verifier_run: TrainingRun | None = None
+        self.verifier_settings: VerifierSettings | None = None
 
     # --- fitting -----------------------------------------------------------------------------
 
@@ -288,8 +294,26 @@ class DetectorRun:
 
     # --- calibration -------------------------------------------------------------------------
 
+    def fit_verifier(self) -> dict[str, Any]:
+        """Fit the second-look window classifier on the fitted detector's candidates."""
+        from monitor.inference.training.verifier_run import settings_from, train_verifier
+
+        self.verifier_run, summary = train_verifier(
+            prepared=self.prepared,
+            options=self.options,
+            detector=self.detector(calibration=(1.0, 0.0), threshold=0.0),
+            report=self.report,
+        )
+        self.verifier_settings = settings_from(self.options)
+        return summary
+
     def calibrate(self) -> dict[str, Any]:
-        """Platt-scale peak scores and choose the threshold, on validation pictures only."""
+        """Platt-scale peak scores and choose the threshold, on validation pictures only.
+
+        With a verifier, its temperature is fitted on validation windows, then a logistic fit on
+        validation candidates combines the detector's calibrated score with the classifier's
+        logo probability, and the threshold applies to that.
+        """
         logo_photos = [photo for photo in self.prepared.validation_photos if photo.has_logo]
         negatives = validation_negatives(self.prepared.validation_photos, seed=self.options.seed)
         raw = self.detector(calibration=(1.0, 0.0), threshold=0.0)
@@ -308,6 +332,10 @@ class DetectorRun:
             return result
         logo_scores, logo_right = _best_answers(logo_photos, logo_found, calibration)
         negative_scores = _best_scores(negative_found, calibration)
+        if self.verifier_run is not None:
+            logo_scores, logo_right, negative_scores = self._calibrate_verifier(
+                calibration, logo_photos, negatives, result
+            )
         choice = choose_threshold(
             logo_scores=logo_scores,
             logo_correct=logo_right,
@@ -324,6 +352,38 @@ class DetectorRun:
         }
         return result
 
+    def _calibrate_verifier(
+        self,
+        calibration: tuple[float, float],
+        logo_photos: Sequence[LabeledPhoto],
+        negatives: Sequence[tuple[LabeledPhoto, Box | None]],
+        result: dict[str, Any],
+    ) -> tuple[list[float], list[bool], list[float]]:
+        """Temperature and combination of the verifier; the best answers they give on validation."""
+        assert self.verifier_run is not None and self.verifier_settings is not None
+        temperature = self.verifier_run.temperature_calibration()
+        settings = replace(self.verifier_settings, temperature=temperature["temperature"])
+        detector = self.detector(calibration=calibration, threshold=0.0, verifier=settings)
+        logo_looked = _analyse(detector, [(photo, None) for photo in logo_photos], self.options)
+        negative_looked = _analyse(detector, negatives, self.options)
+        features, correct = _looked_again_outcomes(logo_photos, logo_looked, negative_looked)
+        combination = fit_logistic(score_logit(features), correct, prior=settings.combination)
+        self.verifier_settings = replace(settings, combination=combination)  # type: ignore[arg-type]
+        combined = self.detector(
+            calibration=calibration, threshold=0.0, verifier=self.verifier_settings
+        )
+        logo_found = [combined.recombined(found).detections for found in logo_looked]
+        negative_found = [combined.recombined(found).detections for found in negative_looked]
+        scores = combined_probability(features[:, 0], features[:, 1], combination)
+        result["verifier"] = {
+            **temperature,
+            "combination": [round(value, 4) for value in combination],
+            "validation_candidates": len(correct),
+            "ece_combined": _ece(scores, np.asarray(correct, dtype=bool)),
+        }
+        logo_scores, logo_right = _best_answers(logo_photos, logo_found, (1.0, 0.0))
+        return logo_scores, logo_right, _best_scores(negative_found, (1.0, 0.0))
+
     # --- results -----------------------------------------------------------------------------
 
     def representative_pixels(self) -> list[np.ndarray]:
@@ -338,6 +398,19 @@ class DetectorRun:
             image = open_image(photo.path, max_pixels=self.options.max_image_pixels)
             pixels.append(letterbox(image, self.size))
         return pixels
+
+    def verifier_representative_pixels(self) -> list[np.ndarray]:
+        """Validation windows cut as serving cuts them, for the verifier's int8 export."""
+        assert self.verifier_run is not None
+        data = self.verifier_run.prepared
+        specs = data.validation_specs or data.train_specs
+        photos = data.validation_photos if data.validation_specs else data.train_photos
+        chosen = [
+            specs[index]
+            for index in np.linspace(0, len(specs) - 1, REPRESENTATIVE_PHOTOS, dtype=int)
+        ]
+        size = self.verifier_run.options.image_size
+        return list(render_all(photos, chosen, size, max_pixels=self.options.max_image_pixels))
 
     def final_model(self) -> keras.Model:
         """The model to save: letterboxed pixels in, heatmap and box maps out."""
@@ -361,14 +434,29 @@ class DetectorRun:
             knows_no_logo=self.prepared.knows_no_logo,
             architecture="detector",
             score_calibration=calibration,
+            verifier=self.verifier_settings if self.verifier_run is not None else None,
         )
 
-    def detector(self, *, calibration: tuple[float, float], threshold: float) -> LogoDetector:
-        """A detector on the in-memory model, to score validation photos before saving."""
-        metadata = self.metadata(version="validation", calibration=calibration, threshold=threshold)
+    def detector(
+        self,
+        *,
+        calibration: tuple[float, float],
+        threshold: float,
+        verifier: VerifierSettings | None = None,
+    ) -> LogoDetector:
+        """A detector on the in-memory models, to score validation photos before saving."""
+        metadata = replace(
+            self.metadata(version="validation", calibration=calibration, threshold=threshold),
+            verifier=verifier,
+        )
+        verify = None
+        if verifier is not None:
+            assert self.verifier_run is not None
+            verify = keras_predict_function(self.verifier_run.final_model(), verifier.input_size)
         return LogoDetector(
             metadata=metadata,
             predict=keras_detector_predict_function(self.final_model(), self.size),
+            verify=verify,
         )
 
     def curves(self) -> dict[str, list[float]]:
@@ -501,6 +589,39 @@ def _detect(
     for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
         found.extend(detector.classify(images))
     return found
+
+
+def _analyse(
+    detector: LogoDetector,
+    pictures: Sequence[tuple[LabeledPhoto, Box | None]],
+    options: TrainOptions,
+) -> list[PhotoCandidates]:
+    """Every candidate of each picture with its parts, a few pictures at a time."""
+    found: list[PhotoCandidates] = []
+    for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
+        found.extend(detector.analyse(images))
+    return found
+
+
+def _looked_again_outcomes(
+    logo_photos: Sequence[LabeledPhoto],
+    logo_found: Sequence[PhotoCandidates],
+    negative_found: Sequence[PhotoCandidates],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logit detector score, logit logo probability) of every verified validation candidate,
+    and whether its brand and box are right."""
+    rows: list[tuple[float, float]] = []
+    correct: list[bool] = []
+    for photo, found in zip(logo_photos, logo_found, strict=True):
+        logos = [(logo.brand, logo.box) for logo in photo.logo_boxes()]
+        for item in found.looked_again:
+            rows.append((item.detector_score, item.logo_probability))
+            correct.append(hits_logo(Detection(item.brand, 0.0, item.box), logos))
+    for found in negative_found:
+        for item in found.looked_again:
+            rows.append((item.detector_score, item.logo_probability))
+            correct.append(False)
+    return np.array(rows, dtype=np.float64).reshape(-1, 2), np.array(correct, dtype=bool)
 
 
 def _candidate_outcomes(

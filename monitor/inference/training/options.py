@@ -62,6 +62,13 @@ class TrainOptions:
     detector_epochs: int = 26
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
+    verifier: bool = True
+    verifier_input_size: int = 160
+    verifier_context: float = 1.6
+    verifier_candidates: int = 3
+    verifier_jitters: int = 3
+    verifier_epochs_head: int = 8
+    verifier_epochs_finetune: int = 5
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -106,6 +113,12 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("views_per_photo and detector_epochs must be at least 1")
     if options.detector_batch_size < 1 or options.detector_learning_rate <= 0:
         problems.append("detector_batch_size and detector_learning_rate must be positive")
+    if not 32 <= options.verifier_input_size <= 640 or options.verifier_context < 1:
+        problems.append("verifier_input_size must be in [32, 640] and verifier_context >= 1")
+    if options.verifier_candidates < 1 or options.verifier_jitters < 0:
+        problems.append("verifier_candidates must be positive and verifier_jitters 0 or more")
+    if options.verifier_epochs_head < 1 or options.verifier_epochs_finetune < 0:
+        problems.append("verifier_epochs_head must be positive, verifier_epochs_finetune >= 0")
     return problems
 
 

@@ -43,6 +43,8 @@ from monitor.inference.model_dir import (
     METRICS_FILE,
     MODEL_FILE,
     SPLIT_FILE,
+    VERIFIER_FILE,
+    VERIFIER_LITERT_FILE,
     InferenceSettings,
     ModelMetadata,
     new_version,
@@ -178,6 +180,11 @@ def _train_detector_into(
 
     run = DetectorRun(prepared=prepared, options=options, report=report)
     timings = run.fit()
+    verifier_summary = None
+    if options.verifier and prepared.knows_no_logo:
+        clock = time.monotonic()
+        verifier_summary = run.fit_verifier()
+        timings["verifier"] = round(time.monotonic() - clock, 1)
     report(TrainingProgress("calibrating", 0, 1, message="validation photos"))
     calibration = run.calibrate()
     report(TrainingProgress("calibrating", 1, 1, message="done"))
@@ -204,12 +211,21 @@ def _train_detector_into(
         representative=run.representative_pixels(),
         path=target / LITERT_FILE,
     )
+    if run.verifier_run is not None and metadata.verifier is not None:
+        run.verifier_run.final_model().save(target / VERIFIER_FILE)
+        export_int8(
+            run.verifier_run.final_model(resize=False),
+            input_size=metadata.verifier.input_size,
+            representative=run.verifier_representative_pixels(),
+            path=target / VERIFIER_LITERT_FILE,
+        )
     timings["int8_export"] = round(time.monotonic() - clock, 1)
     write_metadata(target, metadata)
     metrics = {
         **_data_summary(prepared),
         "architecture": "detector",
         "stages": run.stage_summaries(),
+        "verifier": verifier_summary,
         "calibration": calibration,
         "timings_seconds": {**timings, "total": round(training_seconds, 1)},
         "options": _options_dict(options),

@@ -231,13 +231,17 @@ class TrainingRun:
     def calibrate(self) -> dict[str, Any]:
         """Temperature on validation windows, then the no-logo threshold on validation photos."""
         self.report(TrainingProgress("calibrating", 0, 2, message="temperature"))
-        calibration: dict[str, Any] = {"temperature": 1.0}
-        if self.validation is not None and self.validation_logits is not None:
-            calibration.update(self._temperature(self.validation_logits, self.validation.labels))
+        calibration = self.temperature_calibration()
         self.report(TrainingProgress("calibrating", 1, 2, message="no-logo threshold"))
         calibration["threshold"] = self._threshold(calibration["temperature"])
         self.report(TrainingProgress("calibrating", 2, 2, message="done"))
         return calibration
+
+    def temperature_calibration(self) -> dict[str, Any]:
+        """The temperature fitted on validation windows (1 without any), with ECE before and after."""
+        if self.validation is None or self.validation_logits is None:
+            return {"temperature": 1.0}
+        return self._temperature(self.validation_logits, self.validation.labels)
 
     @staticmethod
     def _temperature(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -304,13 +308,17 @@ class TrainingRun:
 
     # --- results ---------------------------------------------------------------------------------
 
-    def final_model(self) -> keras.Model:
-        """The model to save: raw pixels in, logits and box out, sharing the trained layers."""
+    def final_model(self, *, resize: bool = True) -> keras.Model:
+        """The model to save: raw pixels in, logits and box out, sharing the trained layers.
+
+        ``resize=False``: the same network on pixels already at the input size (int8 export).
+        """
         return build_logo_model(
             backbone=self.backbone,
             head=self.head,
             image_size=self.options.image_size,
             pooling=self.options.pooling,
+            resize=resize,
         )
 
     def classifier(self, *, temperature: float, threshold: float) -> LogoClassifier:

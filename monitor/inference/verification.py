@@ -1,0 +1,111 @@
+"""A second look at the detector's best candidates: where it looks and how its answer counts.
+
+The one-pass detector sees a photo shrunk onto a few hundred pixels, where a small logo is a
+smudge of a dozen: it finds and boxes logos well there, but it names the wrong brand or scores a
+logo-like texture high too often. So its best few candidates are looked at again: a square window
+around each candidate's box, cut from the photo at its own resolution, goes through a window
+classifier (the same network as the window model: brands plus "no logo"). The classifier names
+the brand; a logistic fit on validation candidates combines the two networks' scores into one
+probability. The box stays the detector's.
+
+No TensorFlow here: the classifier arrives as a ``Predict`` function (Keras or LiteRT).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.domain import Box
+
+SCORE_EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    """How the second look is taken, saved in the model directory's metadata.
+
+    ``context``: the window's side over the box's longer side (the logo and some of what surrounds
+    it, as the classifier was trained). ``candidates``: how many of a photo's best candidates are
+    looked at again; the rest are dropped. ``min_side``: the smallest window cut, in photo pixels.
+    ``temperature`` scales the classifier's logits (fitted on validation windows).
+    ``combination`` is (detector weight, classifier weight, intercept) of the logistic fit on the
+    logits of the detector's calibrated score and the classifier's logo probability.
+    """
+
+    input_size: int = 160
+    context: float = 1.6
+    candidates: int = 3
+    min_side: int = 32
+    temperature: float = 1.0
+    combination: tuple[float, float, float] = (0.0, 1.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.input_size <= 640:
+            raise ValueError(f"verifier input_size must be in [32, 640], got {self.input_size}")
+        if self.context < 1 or self.candidates < 1 or self.min_side < 1:
+            raise ValueError("verifier context must be >= 1, candidates and min_side positive")
+        if not self.temperature > 0:
+            raise ValueError(f"verifier temperature must be positive, got {self.temperature}")
+        if len(self.combination) != 3 or not all(math.isfinite(v) for v in self.combination):
+            raise ValueError(f"verifier combination must be 3 numbers, got {self.combination}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready values (the tuple becomes a list)."""
+        return {
+            "input_size": self.input_size,
+            "context": self.context,
+            "candidates": self.candidates,
+            "min_side": self.min_side,
+            "temperature": self.temperature,
+            "combination": list(self.combination),
+        }
+
+
+def verification_window(
+    box: Box, photo_size: tuple[int, int], *, context: float, min_side: int
+) -> Box:
+    """The square window around ``box`` that the classifier looks at, inside the photo.
+
+    Its side is ``context`` times the box's longer side (at least ``min_side``); it is centred on
+    the box and moved, not shrunk, to stay inside the photo; only a photo narrower than the
+    window clips it (the classifier then sees it stretched, as it did in training).
+    """
+    width, height = photo_size
+    left, top, right, bottom = box
+    side = max(float(min_side), context * max(right - left, bottom - top))
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+    x0, x1 = _span(centre_x, side, width)
+    y0, y1 = _span(centre_y, side, height)
+    return (x0, y0, x1, y1)
+
+
+def _span(centre: float, side: float, limit: int) -> tuple[int, int]:
+    """[start, end) of length ``side`` around ``centre``, shifted inside [0, limit)."""
+    if side >= limit:
+        return 0, limit
+    start = min(max(0.0, centre - side / 2), limit - side)
+    first = round(start)
+    return first, min(limit, max(first + 1, round(start + side)))
+
+
+def score_logit(scores: np.ndarray | Sequence[float]) -> np.ndarray:
+    """logit(s), with s kept off 0 and 1 so certain scores stay finite."""
+    clipped = np.clip(np.asarray(scores, dtype=np.float64), SCORE_EPSILON, 1 - SCORE_EPSILON)
+    return np.log(clipped / (1 - clipped))
+
+
+def combined_probability(
+    detector_scores: np.ndarray, logo_probabilities: np.ndarray, combination: Sequence[float]
+) -> np.ndarray:
+    """sigmoid(a logit(detector score) + b logit(classifier logo probability) + c)."""
+    detector_weight, classifier_weight, intercept = combination
+    value = (
+        detector_weight * score_logit(detector_scores)
+        + classifier_weight * score_logit(logo_probabilities)
+        + intercept
+    )
+    return 0.5 * (1 + np.tanh(value / 2))
