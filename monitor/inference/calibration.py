@@ -235,14 +235,27 @@ def fit_logistic(
     if len(labels) == 0 or labels.min() == labels.max():
         return tuple(float(value) for value in prior_weights)
     design = np.concatenate([np.asarray(features, dtype=np.float64), np.ones((len(labels), 1))], 1)
+
+    def objective(weights: np.ndarray) -> float:
+        margins = design @ weights
+        # log(1 + e^m) - y m, written so large margins do not overflow
+        loss = np.logaddexp(0.0, margins) - labels * margins
+        return float(loss.sum() + 0.5 * PLATT_PRIOR * np.sum((weights - prior_weights) ** 2))
+
     weights = prior_weights.copy()
     identity = np.eye(len(weights))
+    current = objective(weights)
     for _ in range(steps):
         predicted = _sigmoid(design @ weights)
         gradient = design.T @ (predicted - labels) + PLATT_PRIOR * (weights - prior_weights)
         hessian = (design * (predicted * (1 - predicted))[:, None]).T @ design
         step = np.linalg.solve(hessian + PLATT_PRIOR * identity, gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-9:
+        # halve the Newton step until the loss falls: a full step can overshoot from far away
+        scale = 1.0
+        while scale > 1e-6 and objective(weights - scale * step) > current:
+            scale /= 2
+        weights = weights - scale * step
+        previous, current = current, objective(weights)
+        if np.abs(scale * step).max() < 1e-9 or previous - current < 1e-12:
             break
     return tuple(float(value) for value in weights)

@@ -61,18 +61,33 @@ def build_backbone(*, image_size: int, weights: str) -> keras.Model:
             f"backbone weights {weights!r} are neither 'imagenet' nor an existing .h5 file"
         )
     try:
-        with warnings.catch_warnings():
-            # Sizes other than Keras's five get its 224-pixel weights, with a warning: that is the
-            # intent (convolution weights do not depend on the input size).
-            warnings.filterwarnings("ignore", message=".*Weights for input shape.*")
-            return keras.applications.MobileNetV2(
-                input_shape=(image_size, image_size, 3),
-                include_top=False,
-                weights=None if weights == RANDOM_WEIGHTS else weights,
-                alpha=1.0,
-            )
+        if weights == "imagenet" and image_size in KERAS_OWN_SIZES:
+            # Keras has separate ImageNet files for these sizes and would download one; the
+            # 224-pixel weights (the one file offline machines have) fit any size instead.
+            backbone = _mobilenet(image_size, None)
+            backbone.set_weights(_mobilenet(IMAGENET_SIZE, weights).get_weights())
+            return backbone
+        return _mobilenet(image_size, None if weights == RANDOM_WEIGHTS else weights)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot load backbone weights {weights!r}: {exc}") from exc
+
+
+IMAGENET_SIZE = 224
+KERAS_OWN_SIZES = (96, 128, 160, 192)
+"""Input sizes for which Keras looks for ImageNet weights of their own, not the 224 ones."""
+
+
+def _mobilenet(image_size: int, weights: str | None) -> keras.Model:
+    with warnings.catch_warnings():
+        # Sizes other than Keras's five get its 224-pixel weights, with a warning: that is the
+        # intent (convolution weights do not depend on the input size).
+        warnings.filterwarnings("ignore", message=".*Weights for input shape.*")
+        return keras.applications.MobileNetV2(
+            input_shape=(image_size, image_size, 3),
+            include_top=False,
+            weights=weights,
+            alpha=1.0,
+        )
 
 
 def build_head(*, features: int, num_outputs: int, dropout_rate: float, seed: int) -> keras.Model:

@@ -128,3 +128,16 @@ def test_the_detector_learns_real_logos_and_its_int8_file_agrees(
     assert right >= 0.5 * len(photos), f"{right} of {len(photos)} named right"
     same = sum(a == b for a, b in zip(float_best, int8_best, strict=True))
     assert same >= 0.8 * len(photos), f"int8 agreed on {same} of {len(photos)}"
+
+
+def test_keras_own_sizes_get_the_224_pixel_imagenet_weights_offline() -> None:
+    """At 96-192 pixels Keras would download size-specific files; the 224 weights are used."""
+    import numpy as np
+
+    from monitor.inference.network import build_backbone
+
+    small = build_backbone(image_size=160, weights="imagenet")
+    reference = build_backbone(image_size=224, weights="imagenet")
+    assert small.input_shape == (None, 160, 160, 3)
+    for mine, theirs in zip(small.get_weights(), reference.get_weights(), strict=True):
+        assert np.array_equal(mine, theirs)
