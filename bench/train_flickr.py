@@ -51,6 +51,10 @@ def parse_override(text: str) -> tuple[str, object]:
     if name not in TrainOptions.__dataclass_fields__ or not value:
         raise SystemExit(f"--set {text!r}: expected OPTION=VALUE with a TrainOptions field")
     current = getattr(TrainOptions(), name)
+    if isinstance(current, bool):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise SystemExit(f"--set {text!r}: expected true or false")
+        return name, value.lower() in ("true", "1", "yes")
     try:
         return name, type(current)(value) if isinstance(current, int | float) else value
     except ValueError as exc:

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL.Image import Image
 
-from monitor.domain import Box, Detection
+from monitor.domain import Detection
 from monitor.inference.calibration import platt_scaled
 from monitor.inference.heatmaps import Peak, find_peaks
 from monitor.inference.letterbox import Placement, fitting_placement, letterbox
 from monitor.inference.model_dir import ModelMetadata
 from monitor.inference.pixels import stack_windows
 from monitor.inference.verification import (
+    LookedAgain,
     VerifierSettings,
+    candidate_features,
     combined_probability,
     verification_window,
 )
@@ -43,16 +45,6 @@ MAX_CANDIDATES = 50
 CROSS_BRAND_IOU = 0.7
 MATCH_IOU = 0.5
 """Two brands' candidates on nearly the same box are one logo: the more probable is kept."""
-
-
-@dataclass(frozen=True)
-class LookedAgain:
-    """One candidate after the second look: the detector's score and box, the classifier's view."""
-
-    box: Box
-    detector_score: float
-    brand: str
-    logo_probability: float
 
 
 @dataclass(frozen=True)
@@ -175,6 +167,7 @@ class LogoDetector:
         probabilities = softmax(logits, settings.temperature)
         logo = logo_probabilities(probabilities, len(self.labels))
         brands = probabilities[:, : len(self.labels)].argmax(axis=1)
+        brand_probabilities = probabilities[np.arange(len(brands)), brands]
         results: list[PhotoCandidates] = []
         row = 0
         for detections in chosen:
@@ -182,7 +175,9 @@ class LogoDetector:
                 LookedAgain(
                     box=detection.box,
                     detector_score=detection.probability,
+                    detector_brand=detection.brand,
                     brand=self.labels[int(brands[row + index])],
+                    brand_probability=float(brand_probabilities[row + index]),
                     logo_probability=float(logo[row + index]),
                 )
                 for index, detection in enumerate(detections)
@@ -204,11 +199,7 @@ class LogoDetector:
         """The looked-again candidates as detections with their combined probability."""
         if not looked:
             return PhotoCandidates([])
-        probabilities = combined_probability(
-            np.array([item.detector_score for item in looked]),
-            np.array([item.logo_probability for item in looked]),
-            settings.combination,
-        )
+        probabilities = combined_probability(candidate_features(looked), settings.combination)
         detections = [
             Detection(brand=item.brand, probability=float(probability), box=item.box)
             for item, probability in zip(looked, probabilities, strict=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.exceptions import ModelError
-from monitor.inference.verification import VerifierSettings
+from monitor.inference.verification import IDENTITY_COMBINATION, VerifierSettings
 
 FORMAT_NAME = "monitor-logo-model"
 FORMAT_VERSION = 1
@@ -257,7 +257,7 @@ def _verifier(data: dict[str, Any], source: Path) -> VerifierSettings | None:
         raise ModelError(f"{source}: verifier must be an object or null")
     try:
         return VerifierSettings(
-            **{**value, "combination": tuple(value.get("combination", (0.0, 1.0, 0.0)))}
+            **{**value, "combination": tuple(value.get("combination", IDENTITY_COMBINATION))}
         )
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: invalid verifier settings: {exc}") from exc

@@ -16,7 +16,11 @@ from monitor.inference.detection import LogoDetector
 from monitor.inference.model_dir import METADATA_FILE, VERIFIER_FILE, read_metadata
 from monitor.inference.tiny import write_tiny_detector
 from monitor.inference.verification import (
+    FEATURES,
+    IDENTITY_COMBINATION,
+    LookedAgain,
     VerifierSettings,
+    candidate_features,
     combined_probability,
     score_logit,
     verification_window,
@@ -63,12 +67,26 @@ def test_a_tiny_box_gets_the_smallest_window_and_a_huge_one_the_photo() -> None:
     )
 
 
+def _looked(detector_score: float, logo: float, agree: bool) -> LookedAgain:
+    return LookedAgain(
+        box=(0, 0, 10, 10),
+        detector_score=detector_score,
+        detector_brand="acme" if agree else "globex",
+        brand="acme",
+        brand_probability=0.7,
+        logo_probability=logo,
+    )
+
+
 def test_the_identity_combination_is_the_classifier_probability() -> None:
+    looked = [_looked(0.8, 0.01, True), _looked(0.1, 0.3, False), _looked(0.5, 0.9, True)]
+    features = candidate_features(looked)
+    assert features.shape == (3, len(FEATURES))
     logo = np.array([0.01, 0.3, 0.9])
-    detector = np.array([0.8, 0.1, 0.5])
-    assert np.allclose(combined_probability(detector, logo, (0.0, 1.0, 0.0)), logo)
-    weighted = combined_probability(detector, logo, (1.0, 1.0, 0.0))
+    assert np.allclose(combined_probability(features, IDENTITY_COMBINATION), logo)
+    weighted = combined_probability(features, (1.0, 1.0, 0.0))
     assert weighted[0] > logo[0] and weighted[1] < logo[1]  # the detector pulls each its way
+    assert candidate_features([]).shape == (0, len(FEATURES))
 
 
 def test_a_logistic_fit_recovers_the_weights_that_made_the_outcomes() -> None:

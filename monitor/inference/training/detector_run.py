@@ -59,7 +59,13 @@ from monitor.inference.training.detector_losses import (
 )
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.training.run import TrainingRun
-from monitor.inference.verification import VerifierSettings, combined_probability, score_logit
+from monitor.inference.verification import (
+    IDENTITY_COMBINATION,
+    LookedAgain,
+    VerifierSettings,
+    candidate_features,
+    combined_probability,
+)
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
 
 REPRESENTATIVE_PHOTOS = 64
@@ -367,14 +373,14 @@ class DetectorRun:
         logo_looked = _analyse(detector, [(photo, None) for photo in logo_photos], self.options)
         negative_looked = _analyse(detector, negatives, self.options)
         features, correct = _looked_again_outcomes(logo_photos, logo_looked, negative_looked)
-        combination = fit_logistic(score_logit(features), correct, prior=settings.combination)
+        combination = fit_logistic(features, correct, prior=IDENTITY_COMBINATION)
         self.verifier_settings = replace(settings, combination=combination)  # type: ignore[arg-type]
         combined = self.detector(
             calibration=calibration, threshold=0.0, verifier=self.verifier_settings
         )
         logo_found = [combined.recombined(found).detections for found in logo_looked]
         negative_found = [combined.recombined(found).detections for found in negative_looked]
-        scores = combined_probability(features[:, 0], features[:, 1], combination)
+        scores = combined_probability(features, combination)
         result["verifier"] = {
             **temperature,
             "combination": [round(value, 4) for value in combination],
@@ -608,20 +614,20 @@ def _looked_again_outcomes(
     logo_found: Sequence[PhotoCandidates],
     negative_found: Sequence[PhotoCandidates],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(logit detector score, logit logo probability) of every verified validation candidate,
-    and whether its brand and box are right."""
-    rows: list[tuple[float, float]] = []
+    """The combination's features of every verified validation candidate, and whether its brand
+    and box are right."""
+    looked: list[LookedAgain] = []
     correct: list[bool] = []
     for photo, found in zip(logo_photos, logo_found, strict=True):
         logos = [(logo.brand, logo.box) for logo in photo.logo_boxes()]
-        for item in found.looked_again:
-            rows.append((item.detector_score, item.logo_probability))
-            correct.append(hits_logo(Detection(item.brand, 0.0, item.box), logos))
+        looked.extend(found.looked_again)
+        correct.extend(
+            hits_logo(Detection(item.brand, 0.0, item.box), logos) for item in found.looked_again
+        )
     for found in negative_found:
-        for item in found.looked_again:
-            rows.append((item.detector_score, item.logo_probability))
-            correct.append(False)
-    return np.array(rows, dtype=np.float64).reshape(-1, 2), np.array(correct, dtype=bool)
+        looked.extend(found.looked_again)
+        correct.extend(False for _ in found.looked_again)
+    return candidate_features(looked), np.array(correct, dtype=bool)
 
 
 def _candidate_outcomes(

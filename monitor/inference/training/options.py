@@ -69,6 +69,7 @@ class TrainOptions:
     verifier_jitters: int = 3
     verifier_epochs_head: int = 8
     verifier_epochs_finetune: int = 5
+    verifier_window_samples: bool = False
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)

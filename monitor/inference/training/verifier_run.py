@@ -108,6 +108,13 @@ def train_verifier(
         rng=rng,
         augment=False,
     )
+    if options.verifier_window_samples:
+        train_specs = sorted(
+            [*prepared.train_specs, *train_specs], key=lambda spec: spec.photo_index
+        )
+        validation_specs = sorted(
+            [*prepared.validation_specs, *validation_specs], key=lambda spec: spec.photo_index
+        )
     report(TrainingProgress("verifier", 2, 2, message=f"{len(train_specs)} windows"))
     run = TrainingRun(
         prepared=replace(prepared, train_specs=train_specs, validation_specs=validation_specs),
