@@ -179,9 +179,9 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
         "reading",
         "fitting",
         "verifier",
-        "features",
-        "head",
-        "finetune",
+        "verifier features",
+        "verifier head",
+        "verifier finetune",
         "calibrating",
         "saving",
     ]

@@ -9,9 +9,12 @@ The recipe (``monitor.inference.training.recipe`` describes where it sits):
    (10-16), the feature pyramid and the head are fitted with the focal, GIoU and brand
    cross-entropy losses (AdamW, cosine learning rate); the epoch with the lowest validation loss
    on the validation photos' serving views is kept.
-3. Calibration on validation photos, as serving sees them: a Platt fit makes peak scores
-   probabilities (ECE before and after is recorded), then the threshold is chosen on the
-   photos' best candidates and on logo-free regions of the same photos.
+3. The second look (``monitor.inference.training.verifier_run``), when the data has logo-free
+   regions: a window classifier fitted on the detector's own candidates.
+4. Calibration on validation photos, as serving sees them: a Platt fit makes peak scores
+   probabilities (ECE before and after is recorded); with a verifier, its temperature and a
+   logistic fit combining the two scores follow. Then the threshold is chosen on the photos'
+   best candidates and on logo-free regions of the same photos.
 """
 
 from __future__ import annotations

@@ -28,6 +28,13 @@ class TrainOptions:
     the chosen threshold may give a brand. It sits below the 5% a user may aim for because the
     validation estimate is loose: 324 pictures cut from 108 photos, and on FlickrLogos-27 the
     held-out rate came out 1 to 4 points above the validation rate for every model measured.
+
+    ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
+    epochs, batch and learning rate) and, when the data has logo-free regions, its second look
+    (``verifier``): a window classifier at ``verifier_input_size`` pixels on windows
+    ``verifier_context`` times the box around the detector's ``verifier_candidates`` best
+    candidates, trained on the detector's own candidates plus ``verifier_jitters`` jittered windows
+    per logo, fine-tuned at ``verifier_learning_rate``.
     """
 
     epochs_head: int = 10
@@ -57,19 +64,19 @@ class TrainOptions:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
     architecture: str = "windows"
-    detector_input_size: int = 384
+    detector_input_size: int = 320
     views_per_photo: int = 6
-    detector_epochs: int = 26
+    detector_epochs: int = 22
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
     verifier: bool = True
     verifier_input_size: int = 160
     verifier_context: float = 1.6
     verifier_candidates: int = 3
-    verifier_jitters: int = 3
+    verifier_jitters: int = 4
     verifier_epochs_head: int = 8
-    verifier_epochs_finetune: int = 5
-    verifier_window_samples: bool = False
+    verifier_epochs_finetune: int = 8
+    verifier_learning_rate: float = 3e-4
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -120,6 +127,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("verifier_candidates must be positive and verifier_jitters 0 or more")
     if options.verifier_epochs_head < 1 or options.verifier_epochs_finetune < 0:
         problems.append("verifier_epochs_head must be positive, verifier_epochs_finetune >= 0")
+    if options.verifier_learning_rate <= 0:
+        problems.append("verifier_learning_rate must be positive")
     return problems
 
 
@@ -127,7 +136,9 @@ def _option_problems(options: TrainOptions) -> list[str]:
 class TrainingProgress:
     """One step of training, for progress bars: ``completed`` of ``total`` in ``stage``.
 
-    Stages, in order: "reading", "features", "head", "finetune", "calibrating", "saving".
+    Stages, in order: "reading", "features", "head", "finetune", "calibrating", "saving"; a
+    detector has "fitting" instead of the three in the middle, then its verifier's "verifier"
+    (the detector's candidates) and "verifier features", "verifier head", "verifier finetune".
     ``epoch``/``epochs`` are set during the head and fine-tuning stages; ``metrics`` holds the
     running loss and accuracy (and validation values at the end of an epoch). ``warning``, set on
     a few "reading" steps before any network runs, is one line on what the data cannot teach.

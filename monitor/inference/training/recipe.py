@@ -23,7 +23,10 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
 ``architecture="detector"`` trains the one-pass detector instead (steps 2-5 are
 ``monitor.inference.training.detector_run``): views of whole photos, the backbone's top blocks and
 a feature-pyramid head fitted on the boxes, Platt-calibrated peak scores, and an int8 LiteRT file
-beside the Keras model.
+beside the Keras model. Then its second look (``monitor.inference.training.verifier_run``): a
+window classifier trained on the detector's own candidates, whose logo probability a logistic
+fit on validation candidates combines with the detector's score; it is saved beside the detector
+(``verifier.keras``, ``verifier_int8.tflite``).
 """
 
 from __future__ import annotations

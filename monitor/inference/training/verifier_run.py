@@ -108,13 +108,6 @@ def train_verifier(
         rng=rng,
         augment=False,
     )
-    if options.verifier_window_samples:
-        train_specs = sorted(
-            [*prepared.train_specs, *train_specs], key=lambda spec: spec.photo_index
-        )
-        validation_specs = sorted(
-            [*prepared.validation_specs, *validation_specs], key=lambda spec: spec.photo_index
-        )
     report(TrainingProgress("verifier", 2, 2, message=f"{len(train_specs)} windows"))
     run = TrainingRun(
         prepared=replace(prepared, train_specs=train_specs, validation_specs=validation_specs),
@@ -125,8 +118,9 @@ def train_verifier(
             hard_negatives=0,
             epochs_head=options.verifier_epochs_head,
             epochs_finetune=options.verifier_epochs_finetune,
+            finetune_learning_rate=options.verifier_learning_rate,
         ),
-        report=report,
+        report=lambda step: report(replace(step, stage=f"verifier {step.stage}")),
     )
     timings = run.fit()
     no_logo = len(prepared.dataset.labels)
