@@ -64,9 +64,9 @@ class TrainOptions:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
     architecture: str = "windows"
-    detector_input_size: int = 320
+    detector_input_size: int = 352
     views_per_photo: int = 6
-    detector_epochs: int = 22
+    detector_epochs: int = 20
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
     verifier: bool = True
