@@ -30,9 +30,7 @@ from monitor.domain import Box, Detection
 from monitor.inference.datasets import LabeledPhoto, background_regions, held_out_negatives
 from monitor.inference.detection import LogoDetector
 from monitor.inference.samples import (
-    IDENTITY,
     NO_BOX,
-    Augmentation,
     SampleSpec,
     SamplingPlan,
     box_fractions,
@@ -178,11 +176,13 @@ def _side_specs(
                 index_of[id(photo)], photo, candidate, settings, label_of, no_logo
             )
             if spec is not None:
-                specs.append(replace(spec, augmentation=_augmented(rng, plan)))
+                specs.append(replace(spec, augmentation=random_augmentation(rng, plan)))
     for photo_index, photo in enumerate(photos):
         if not photo.logo_place_unknown:
             specs.extend(
-                SampleSpec(photo_index, region, no_logo, NO_BOX, False, _augmented(rng, plan))
+                SampleSpec(
+                    photo_index, region, no_logo, NO_BOX, False, random_augmentation(rng, plan)
+                )
                 for region in background_regions(photo, count=BACKGROUNDS_PER_PHOTO, rng=rng)
             )
         for logo in photo.logo_boxes():
@@ -195,7 +195,7 @@ def _side_specs(
                         label_of[logo.brand],
                         box_fractions(logo.box, window),
                         True,
-                        _augmented(rng, plan),
+                        random_augmentation(rng, plan),
                     )
                 )
     # photo by photo, so rendering opens each photo once
@@ -301,11 +301,6 @@ def _jittered_window(
     )
     context = settings.context * float(np.exp(rng.uniform(-0.15, 0.25)))
     return verification_window(moved, photo_size, context=context, min_side=settings.min_side)
-
-
-def _augmented(rng: np.random.Generator, plan: SamplingPlan) -> Augmentation:
-    """A random augmentation when the plan augments (training), none otherwise (validation)."""
-    return random_augmentation(rng, plan) if plan.augment else IDENTITY
 
 
 def _inside_share(box: Box, window: Box) -> float:
