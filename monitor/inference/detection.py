@@ -140,21 +140,23 @@ class LogoDetector:
         verify: WindowPredict,
     ) -> list[PhotoCandidates]:
         """Each photo's best candidates named and scored again by the window classifier."""
+        # each photo's best candidates, with their boxes (a detector's candidates all have one)
         chosen = [
-            [detection for detection in candidates.detections if detection.box is not None][
-                : settings.candidates
-            ]
+            [
+                (detection, detection.box)
+                for detection in candidates.detections
+                if detection.box is not None
+            ][: settings.candidates]
             for candidates in found
         ]
         windows = [
             [
                 verification_window(
-                    detection.box, image.size, context=settings.context, min_side=settings.min_side
+                    box, image.size, context=settings.context, min_side=settings.min_side
                 )
-                for detection in detections
-                if detection.box is not None
+                for _, box in pairs
             ]
-            for image, detections in zip(images, chosen, strict=True)
+            for image, pairs in zip(images, chosen, strict=True)
         ]
         batches = [
             stack_windows(image, photo_windows, settings.input_size)
@@ -170,42 +172,23 @@ class LogoDetector:
         brand_probabilities = probabilities[np.arange(len(brands)), brands]
         results: list[PhotoCandidates] = []
         row = 0
-        for detections in chosen:
+        for pairs in chosen:
             looked = tuple(
                 LookedAgain(
-                    box=detection.box,
+                    box=box,
                     detector_score=detection.probability,
                     detector_brand=detection.brand,
                     brand=self.labels[int(brands[row + index])],
                     brand_probability=float(brand_probabilities[row + index]),
                     logo_probability=float(logo[row + index]),
                 )
-                for index, detection in enumerate(detections)
-                if detection.box is not None
+                for index, (detection, box) in enumerate(pairs)
             )
-            row += len(detections)
-            results.append(self._combined(looked, settings))
+            row += len(pairs)
+            results.append(
+                combined_candidates(looked, settings, nms_iou=self.metadata.inference.nms_iou)
+            )
         return results
-
-    def recombined(self, candidates: PhotoCandidates) -> PhotoCandidates:
-        """``candidates`` looked at again, their probabilities from this model's combination."""
-        if self.metadata.verifier is None:
-            return candidates
-        return self._combined(candidates.looked_again, self.metadata.verifier)
-
-    def _combined(
-        self, looked: Sequence[LookedAgain], settings: VerifierSettings
-    ) -> PhotoCandidates:
-        """The looked-again candidates as detections with their combined probability."""
-        if not looked:
-            return PhotoCandidates([])
-        probabilities = combined_probability(candidate_features(looked), settings.combination)
-        detections = [
-            Detection(brand=item.brand, probability=float(probability), box=item.box)
-            for item, probability in zip(looked, probabilities, strict=True)
-        ]
-        merged = non_maximum_suppression(detections, iou_threshold=self.metadata.inference.nms_iou)
-        return PhotoCandidates(_merge_across_brands(merged), tuple(looked))
 
     def _candidates(
         self, peaks: Sequence[Peak], placement: Placement, photo_size: tuple[int, int]
@@ -226,6 +209,25 @@ class LogoDetector:
         ]
         merged = non_maximum_suppression(detections, iou_threshold=self.metadata.inference.nms_iou)
         return PhotoCandidates(_merge_across_brands(merged))
+
+
+def combined_candidates(
+    looked: Sequence[LookedAgain], settings: VerifierSettings, *, nms_iou: float
+) -> PhotoCandidates:
+    """Looked-again candidates as detections with the probability ``settings`` combine them to.
+
+    Serving calls it once per photo; calibration again with the combination it has just fitted,
+    without running either network a second time.
+    """
+    if not looked:
+        return PhotoCandidates([])
+    probabilities = combined_probability(candidate_features(looked), settings.combination)
+    detections = [
+        Detection(brand=item.brand, probability=float(probability), box=item.box)
+        for item, probability in zip(looked, probabilities, strict=True)
+    ]
+    merged = non_maximum_suppression(detections, iou_threshold=nms_iou)
+    return PhotoCandidates(_merge_across_brands(merged), tuple(looked))
 
 
 def at_threshold(

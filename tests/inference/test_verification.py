@@ -12,7 +12,7 @@ import pytest
 from monitor.exceptions import ModelError
 from monitor.inference.calibration import fit_logistic
 from monitor.inference.classifier import load_classifier
-from monitor.inference.detection import LogoDetector
+from monitor.inference.detection import LogoDetector, combined_candidates
 from monitor.inference.model_dir import METADATA_FILE, VERIFIER_FILE, read_metadata
 from monitor.inference.tiny import write_tiny_detector
 from monitor.inference.verification import (
@@ -161,7 +161,11 @@ def test_the_combination_and_threshold_decide_what_is_kept(verified_detector_dir
         no_logo_threshold=0.5,
     )
     silenced = LogoDetector(metadata=strict, predict=detector._predict, verify=detector._verify)
-    assert silenced.recombined(candidates).looked_again == candidates.looked_again
+    assert strict.verifier is not None
+    recombined = combined_candidates(
+        candidates.looked_again, strict.verifier, nms_iou=strict.inference.nms_iou
+    )
+    assert recombined.looked_again == candidates.looked_again
     assert silenced.classify([picture]) == [[]]
 
 

@@ -26,6 +26,7 @@ from monitor.inference.datasets import (
     read_negative_photos,
     split_by_photo,
 )
+from monitor.inference.detection import LogoDetector, PhotoCandidates
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
 from monitor.inference.training.options import TrainOptions
@@ -203,3 +204,16 @@ def picture_chunks(
             image = open_image(photo.path, max_pixels=max_pixels)
             images.append(image.crop(region) if region is not None else image)
         yield images
+
+
+def analyse_pictures(
+    detector: LogoDetector,
+    pictures: Sequence[tuple[LabeledPhoto, Box | None]],
+    *,
+    max_pixels: int,
+) -> list[PhotoCandidates]:
+    """Every candidate the detector finds in each picture, opened a few pictures at a time."""
+    found: list[PhotoCandidates] = []
+    for images in picture_chunks(pictures, max_pixels=max_pixels):
+        found.extend(detector.analyse(images))
+    return found

@@ -40,7 +40,12 @@ from monitor.inference.calibration import (
 )
 from monitor.inference.classifier import keras_detector_predict_function, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
-from monitor.inference.detection import LogoDetector, PhotoCandidates, hits_logo
+from monitor.inference.detection import (
+    LogoDetector,
+    PhotoCandidates,
+    combined_candidates,
+    hits_logo,
+)
 from monitor.inference.detector import (
     CLASS_OUTPUT,
     OBJECTNESS_OUTPUT,
@@ -54,7 +59,11 @@ from monitor.inference.letterbox import letterbox
 from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import render_all
-from monitor.inference.training.data import PreparedData, picture_chunks, validation_negatives
+from monitor.inference.training.data import (
+    PreparedData,
+    analyse_pictures,
+    validation_negatives,
+)
 from monitor.inference.training.detector_losses import (
     box_giou_loss,
     brand_cross_entropy,
@@ -373,16 +382,22 @@ class DetectorRun:
         temperature = self.verifier_run.temperature_calibration()
         settings = replace(self.verifier_settings, temperature=temperature["temperature"])
         detector = self.detector(calibration=calibration, threshold=0.0, verifier=settings)
-        logo_looked = _analyse(detector, [(photo, None) for photo in logo_photos], self.options)
-        negative_looked = _analyse(detector, negatives, self.options)
+        max_pixels = self.options.max_image_pixels
+        logo_looked = analyse_pictures(
+            detector, [(photo, None) for photo in logo_photos], max_pixels=max_pixels
+        )
+        negative_looked = analyse_pictures(detector, negatives, max_pixels=max_pixels)
         features, correct = _looked_again_outcomes(logo_photos, logo_looked, negative_looked)
         combination = fit_logistic(features, correct, prior=IDENTITY_COMBINATION)
         self.verifier_settings = replace(settings, combination=combination)  # type: ignore[arg-type]
-        combined = self.detector(
-            calibration=calibration, threshold=0.0, verifier=self.verifier_settings
-        )
-        logo_found = [combined.recombined(found).detections for found in logo_looked]
-        negative_found = [combined.recombined(found).detections for found in negative_looked]
+        fitted = self.verifier_settings
+        nms_iou = self.options.inference.nms_iou
+
+        def detections(found: PhotoCandidates) -> list[Detection]:
+            return combined_candidates(found.looked_again, fitted, nms_iou=nms_iou).detections
+
+        logo_found = [detections(found) for found in logo_looked]
+        negative_found = [detections(found) for found in negative_looked]
         scores = combined_probability(features, combination)
         result["verifier"] = {
             **temperature,
@@ -593,23 +608,11 @@ def _detect(
     pictures: Sequence[tuple[LabeledPhoto, Box | None]],
     options: TrainOptions,
 ) -> list[list[Detection]]:
-    """Every candidate of each picture (a photo or a region of it), a few pictures at a time."""
-    found: list[list[Detection]] = []
-    for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
-        found.extend(detector.classify(images))
-    return found
-
-
-def _analyse(
-    detector: LogoDetector,
-    pictures: Sequence[tuple[LabeledPhoto, Box | None]],
-    options: TrainOptions,
-) -> list[PhotoCandidates]:
-    """Every candidate of each picture with its parts, a few pictures at a time."""
-    found: list[PhotoCandidates] = []
-    for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
-        found.extend(detector.analyse(images))
-    return found
+    """The detections of each picture (a photo or a region of it) at the detector's threshold."""
+    return [
+        detector.detections(candidates)
+        for candidates in analyse_pictures(detector, pictures, max_pixels=options.max_image_pixels)
+    ]
 
 
 def _looked_again_outcomes(

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.domain import Box, Detection
+from monitor.domain import Box
 from monitor.inference.datasets import LabeledPhoto, background_regions, held_out_negatives
 from monitor.inference.detection import LogoDetector
 from monitor.inference.samples import (
@@ -36,7 +36,11 @@ from monitor.inference.samples import (
     box_fractions,
     random_augmentation,
 )
-from monitor.inference.training.data import PreparedData, picture_chunks, validation_negatives
+from monitor.inference.training.data import (
+    PreparedData,
+    analyse_pictures,
+    validation_negatives,
+)
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.training.run import TrainingRun
 from monitor.inference.verification import VerifierSettings, verification_window
@@ -209,9 +213,10 @@ def _candidates(
     limit: int,
 ) -> list[list[Located]]:
     """The detector's best ``limit`` candidates of each picture, in photo pixels."""
-    found: list[list[Detection]] = []
-    for images in picture_chunks(pictures, max_pixels=options.max_image_pixels):
-        found.extend(detector.classify(images, threshold=0.0))
+    found = [
+        detector.detections(candidates, threshold=0.0)
+        for candidates in analyse_pictures(detector, pictures, max_pixels=options.max_image_pixels)
+    ]
     located: list[list[Located]] = []
     for (photo, region), detections in zip(pictures, found, strict=True):
         picture = region if region is not None else (0, 0, *photo.size)
