@@ -169,7 +169,6 @@ class LogoDetector:
         probabilities = softmax(logits, settings.temperature)
         logo = logo_probabilities(probabilities, len(self.labels))
         brands = probabilities[:, : len(self.labels)].argmax(axis=1)
-        brand_probabilities = probabilities[np.arange(len(brands)), brands]
         results: list[PhotoCandidates] = []
         row = 0
         for pairs in chosen:
@@ -177,9 +176,7 @@ class LogoDetector:
                 LookedAgain(
                     box=box,
                     detector_score=detection.probability,
-                    detector_brand=detection.brand,
                     brand=self.labels[int(brands[row + index])],
-                    brand_probability=float(brand_probabilities[row + index]),
                     logo_probability=float(logo[row + index]),
                 )
                 for index, (detection, box) in enumerate(pairs)

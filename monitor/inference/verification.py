@@ -106,16 +106,13 @@ def _span(centre: float, side: float, limit: int) -> tuple[int, int]:
 class LookedAgain:
     """One candidate after the second look: the detector's view and the classifier's.
 
-    ``detector_score`` is the detector's calibrated score, ``detector_brand`` its brand;
-    ``brand``/``brand_probability`` the classifier's most probable brand and its probability,
-    ``logo_probability`` the classifier's 1 - P(no logo).
+    ``detector_score`` is the detector's calibrated score; ``brand`` the classifier's most
+    probable brand, ``logo_probability`` its 1 - P(no logo).
     """
 
     box: Box
     detector_score: float
-    detector_brand: str
     brand: str
-    brand_probability: float
     logo_probability: float
 
 

@@ -67,19 +67,14 @@ def test_a_tiny_box_gets_the_smallest_window_and_a_huge_one_the_photo() -> None:
     )
 
 
-def _looked(detector_score: float, logo: float, agree: bool) -> LookedAgain:
+def _looked(detector_score: float, logo: float) -> LookedAgain:
     return LookedAgain(
-        box=(0, 0, 10, 10),
-        detector_score=detector_score,
-        detector_brand="acme" if agree else "globex",
-        brand="acme",
-        brand_probability=0.7,
-        logo_probability=logo,
+        box=(0, 0, 10, 10), detector_score=detector_score, brand="acme", logo_probability=logo
     )
 
 
 def test_the_identity_combination_is_the_classifier_probability() -> None:
-    looked = [_looked(0.8, 0.01, True), _looked(0.1, 0.3, False), _looked(0.5, 0.9, True)]
+    looked = [_looked(0.8, 0.01), _looked(0.1, 0.3), _looked(0.5, 0.9)]
     features = candidate_features(looked)
     assert features.shape == (3, len(FEATURES))
     logo = np.array([0.01, 0.3, 0.9])
