@@ -3,9 +3,11 @@
 The detector (``monitor.inference.detector``) answers on a grid of cells, one per ``STRIDE``
 input pixels, in the manner of CenterNet and TTFNet:
 
-* ``heatmap`` (rows, cols, brands): how likely a logo of each brand is centred in each cell. The
-  target is an elliptical Gaussian around each logo's centre, shaped like the logo, 1 at the centre
-  cell; everywhere else is background, so logo-free photos need no class of their own.
+* ``heatmap`` (rows, cols, brands): how likely a logo of each brand is centred in each cell, the
+  product of an objectness map (a logo of any brand centred here) and a brand softmax per cell.
+  The objectness target is an elliptical Gaussian around each logo's centre, shaped like the logo,
+  1 at the centre cell; everywhere else is background, so logo-free photos need no class of their
+  own. The brand is trained on the cells near a centre (``label_map``).
 * ``box`` (rows, cols, 4): from a cell's centre, the log of the distances to the logo's left, top,
   right and bottom sides, in cells. It is trained on every cell near a centre (weighted by the
   Gaussian) with the GIoU loss, so the box read at a peak is well placed even when the peak is a
@@ -43,13 +45,14 @@ class TargetBox:
 class Targets:
     """What the detector should answer for one view (see the module docstring).
 
+    ``objectness`` (rows, cols) is the Gaussian target of a logo of any brand centred in a cell.
     ``heatmap_weight`` is 0 on cells of logos the view cut too much to be named fairly (neither a
     logo to find nor background to stay silent on) and 1 elsewhere. ``box_target`` holds the
     logo's corners in cells wherever ``box_weight`` is positive; each logo's weights sum to 1.
     ``label_map`` holds the brand index of those same cells (the brand is learnt where the box is).
     """
 
-    heatmap: np.ndarray
+    objectness: np.ndarray
     heatmap_weight: np.ndarray
     box_target: np.ndarray
     box_weight: np.ndarray
@@ -66,11 +69,10 @@ def make_targets(
     *,
     ignored: Sequence[tuple[float, float, float, float]] = (),
     input_size: int,
-    num_classes: int,
 ) -> Targets:
     """The training targets of one view with these logos (input pixels)."""
     side = grid_side(input_size)
-    heatmap = np.zeros((side, side, num_classes), dtype=np.float32)
+    objectness = np.zeros((side, side), dtype=np.float32)
     heatmap_weight = np.ones((side, side), dtype=np.float32)
     box_target = np.zeros((side, side, 4), dtype=np.float32)
     box_weight = np.zeros((side, side), dtype=np.float32)
@@ -84,8 +86,8 @@ def make_targets(
     for target in sorted(boxes, key=_area, reverse=True):
         gaussian, centre = _gaussian(target.box, side)
         row, column = centre
-        heatmap[:, :, target.label] = np.maximum(heatmap[:, :, target.label], gaussian)
-        heatmap[row, column, target.label] = 1.0
+        objectness = np.maximum(objectness, gaussian)
+        objectness[row, column] = 1.0
         heatmap_weight[row, column] = 1.0
         near = gaussian >= REGRESSION_FLOOR
         near[row, column] = True
@@ -94,7 +96,7 @@ def make_targets(
         box_weight[near] = weights[near]
         box_target[near] = np.asarray(target.box, dtype=np.float32) / STRIDE
         label_map[near] = target.label
-    return Targets(heatmap, heatmap_weight, box_target, box_weight, label_map)
+    return Targets(objectness, heatmap_weight, box_target, box_weight, label_map)
 
 
 def _area(target: TargetBox) -> float:

@@ -16,18 +16,17 @@ from monitor.inference.heatmaps import (
 
 
 def test_a_logo_peaks_at_its_centre_cell_and_fades_around_it() -> None:
-    targets = make_targets(
-        [TargetBox(box=(40.0, 80.0, 120.0, 120.0), label=1)], input_size=256, num_classes=3
-    )
+    targets = make_targets([TargetBox(box=(40.0, 80.0, 120.0, 120.0), label=1)], input_size=256)
     side = grid_side(256)
-    assert targets.heatmap.shape == (side, side, 3)
+    assert targets.objectness.shape == (side, side)
     row, column = int(100 // STRIDE), int(80 // STRIDE)
-    assert targets.heatmap[row, column, 1] == 1.0
-    assert np.count_nonzero(targets.heatmap == 1.0) == 1
-    assert targets.heatmap[:, :, 0].max() == 0.0
-    assert 0 < targets.heatmap[row, column + 2, 1] < targets.heatmap[row, column + 1, 1] < 1
+    assert targets.objectness[row, column] == 1.0
+    assert np.count_nonzero(targets.objectness == 1.0) == 1
+    assert 0 < targets.objectness[row, column + 2] < targets.objectness[row, column + 1] < 1
     # wider than high: the Gaussian spreads further along x than along y
-    assert targets.heatmap[row, column + 3, 1] > targets.heatmap[row + 3, column, 1]
+    assert targets.objectness[row, column + 3] > targets.objectness[row + 3, column]
+    # the brand is learnt on the cells near the centre
+    assert targets.label_map[row, column] == 1
 
 
 def test_box_weights_sum_to_one_per_logo_and_targets_hold_its_corners() -> None:
@@ -35,25 +34,23 @@ def test_box_weights_sum_to_one_per_logo_and_targets_hold_its_corners() -> None:
         TargetBox(box=(0.0, 0.0, 64.0, 64.0), label=0),
         TargetBox(box=(150.0, 150.0, 250.0, 200.0), label=2),
     ]
-    targets = make_targets(boxes, input_size=256, num_classes=3)
+    targets = make_targets(boxes, input_size=256)
     assert targets.box_weight.sum() == pytest.approx(2.0, rel=1e-5)
     row, column = int(175 // STRIDE), int(200 // STRIDE)
     assert targets.box_target[row, column] == pytest.approx(np.array([150, 150, 250, 200]) / STRIDE)
 
 
 def test_ignored_regions_are_neither_logo_nor_background() -> None:
-    targets = make_targets([], ignored=[(0.0, 0.0, 40.0, 40.0)], input_size=128, num_classes=2)
-    assert targets.heatmap.max() == 0.0
+    targets = make_targets([], ignored=[(0.0, 0.0, 40.0, 40.0)], input_size=128)
+    assert targets.objectness.max() == 0.0
     assert targets.heatmap_weight[0, 0] == 0.0
     assert targets.heatmap_weight[10, 10] == 1.0
     assert targets.box_weight.sum() == 0.0
 
 
 def test_a_tiny_logo_still_has_a_centre_cell() -> None:
-    targets = make_targets(
-        [TargetBox(box=(9.0, 9.0, 12.0, 12.0), label=0)], input_size=64, num_classes=1
-    )
-    assert targets.heatmap[1, 1, 0] == 1.0
+    targets = make_targets([TargetBox(box=(9.0, 9.0, 12.0, 12.0), label=0)], input_size=64)
+    assert targets.objectness[1, 1] == 1.0
     assert targets.box_weight.sum() == pytest.approx(1.0)
 
 
@@ -83,7 +80,7 @@ def test_the_brand_is_taught_where_the_box_is() -> None:
         TargetBox(box=(0.0, 0.0, 128.0, 128.0), label=0),
         TargetBox(box=(40.0, 40.0, 72.0, 72.0), label=2),
     ]
-    targets = make_targets(boxes, input_size=128, num_classes=3)
+    targets = make_targets(boxes, input_size=128)
     small_centre = (int(56 // STRIDE), int(56 // STRIDE))
     assert targets.label_map[small_centre] == 2  # the smaller logo wins where both are
     assert targets.label_map[1, 1] == 0

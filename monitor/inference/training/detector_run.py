@@ -204,15 +204,11 @@ class DetectorRun:
 
     def _batch(self, views: Sequence[View]) -> Batch:
         targets = [
-            make_targets(
-                view.boxes, ignored=view.ignored, input_size=self.size, num_classes=len(self.labels)
-            )
-            for view in views
+            make_targets(view.boxes, ignored=view.ignored, input_size=self.size) for view in views
         ]
         return Batch(
             pixels=np.stack([view.pixels for view in views]),
-            # objectness: a logo of any brand centred here
-            heatmap=np.stack([target.heatmap.max(axis=-1, keepdims=True) for target in targets]),
+            heatmap=np.stack([target.objectness[..., np.newaxis] for target in targets]),
             heatmap_weight=np.stack([target.heatmap_weight for target in targets]),
             box_target=np.stack([target.box_target for target in targets]),
             box_weight=np.stack([target.box_weight for target in targets]),
