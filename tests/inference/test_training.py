@@ -185,6 +185,11 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
         "calibrating",
         "saving",
     ]
+    for stage in ("verifier", "calibrating"):
+        # pictures counted as they are analysed, so a log shows these minutes moving
+        counted = [step.completed for step in steps if step.stage == stage]
+        assert len(counted) > 2 and counted == sorted(counted)
+        assert counted[-1] == next(step.total for step in steps if step.stage == stage)
     fitting = [step for step in steps if step.stage == "fitting"]
     assert fitting[-1].epoch == fitting[-1].epochs == 2
     assert {"heatmap_loss", "box_loss", "val_heatmap_loss"} <= set(fitting[-1].metrics)

@@ -29,7 +29,7 @@ from monitor.inference.datasets import (
 from monitor.inference.detection import LogoDetector, PhotoCandidates
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
-from monitor.inference.training.options import TrainOptions
+from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 
 VALIDATION_NEGATIVES_PER_PHOTO = 3
 SCORING_CHUNK = 16
@@ -206,14 +206,36 @@ def picture_chunks(
         yield images
 
 
+@dataclass
+class PictureCount:
+    """Pictures analysed so far in a stage that runs a detector over several sets of pictures.
+
+    Each chunk analysed is a progress step, so a log shows the stage moving (calibration and the
+    second look's candidates take a minute or more) rather than a silent gap.
+    """
+
+    report: Progress
+    stage: str
+    total: int
+    message: str = ""
+    done: int = 0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        self.report(TrainingProgress(self.stage, self.done, self.total, message=self.message))
+
+
 def analyse_pictures(
     detector: LogoDetector,
     pictures: Sequence[tuple[LabeledPhoto, Box | None]],
     *,
     max_pixels: int,
+    count: PictureCount | None = None,
 ) -> list[PhotoCandidates]:
     """Every candidate the detector finds in each picture, opened a few pictures at a time."""
     found: list[PhotoCandidates] = []
     for images in picture_chunks(pictures, max_pixels=max_pixels):
         found.extend(detector.analyse(images))
+        if count is not None:
+            count.advance(len(images))
     return found

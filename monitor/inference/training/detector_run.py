@@ -60,6 +60,7 @@ from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import render_all
 from monitor.inference.training.data import (
+    PictureCount,
     PreparedData,
     analyse_pictures,
     validation_negatives,
@@ -330,9 +331,13 @@ class DetectorRun:
         """
         logo_photos = [photo for photo in self.prepared.validation_photos if photo.has_logo]
         negatives = validation_negatives(self.prepared.validation_photos, seed=self.options.seed)
+        passes = 1 if self.verifier_run is None else 2  # the raw detector, then the second look
+        count = PictureCount(
+            self.report, "calibrating", passes * (len(logo_photos) + len(negatives)), "detector"
+        )
         raw = self.detector(calibration=(1.0, 0.0), threshold=0.0)
-        logo_found = _detect(raw, [(photo, None) for photo in logo_photos], self.options)
-        negative_found = _detect(raw, negatives, self.options)
+        logo_found = _detect(raw, [(photo, None) for photo in logo_photos], self.options, count)
+        negative_found = _detect(raw, negatives, self.options, count)
         scores, correct = _candidate_outcomes(logo_photos, logo_found, negative_found)
         calibration = fit_platt(scores, correct) if len(scores) else (1.0, 0.0)
         result: dict[str, Any] = {
@@ -347,8 +352,9 @@ class DetectorRun:
         logo_scores, logo_right = _best_answers(logo_photos, logo_found, calibration)
         negative_scores = _best_scores(negative_found, calibration)
         if self.verifier_run is not None:
+            count.message = "second look"
             logo_scores, logo_right, negative_scores = self._calibrate_verifier(
-                calibration, logo_photos, negatives, result
+                calibration, logo_photos, negatives, result, count
             )
         choice = choose_threshold(
             logo_scores=logo_scores,
@@ -372,6 +378,7 @@ class DetectorRun:
         logo_photos: Sequence[LabeledPhoto],
         negatives: Sequence[tuple[LabeledPhoto, Box | None]],
         result: dict[str, Any],
+        count: PictureCount,
     ) -> tuple[list[float], list[bool], list[float]]:
         """Temperature and combination of the verifier; the best answers they give on validation."""
         assert self.verifier_run is not None and self.verifier_settings is not None
@@ -380,9 +387,9 @@ class DetectorRun:
         detector = self.detector(calibration=calibration, threshold=0.0, verifier=settings)
         max_pixels = self.options.max_image_pixels
         logo_looked = analyse_pictures(
-            detector, [(photo, None) for photo in logo_photos], max_pixels=max_pixels
+            detector, [(photo, None) for photo in logo_photos], max_pixels=max_pixels, count=count
         )
-        negative_looked = analyse_pictures(detector, negatives, max_pixels=max_pixels)
+        negative_looked = analyse_pictures(detector, negatives, max_pixels=max_pixels, count=count)
         features, correct = _looked_again_outcomes(logo_photos, logo_looked, negative_looked)
         combination = fit_logistic(features, correct, prior=IDENTITY_COMBINATION)
         self.verifier_settings = replace(settings, combination=combination)  # type: ignore[arg-type]
@@ -603,12 +610,13 @@ def _detect(
     detector: LogoDetector,
     pictures: Sequence[tuple[LabeledPhoto, Box | None]],
     options: TrainOptions,
+    count: PictureCount,
 ) -> list[list[Detection]]:
     """The detections of each picture (a photo or a region of it) at the detector's threshold."""
-    return [
-        detector.detections(candidates)
-        for candidates in analyse_pictures(detector, pictures, max_pixels=options.max_image_pixels)
-    ]
+    analysed = analyse_pictures(
+        detector, pictures, max_pixels=options.max_image_pixels, count=count
+    )
+    return [detector.detections(candidates) for candidates in analysed]
 
 
 def _looked_again_outcomes(

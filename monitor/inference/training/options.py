@@ -22,7 +22,8 @@ class TrainOptions:
     ``backbone_weights`` is "imagenet" or the path of the MobileNetV2 .h5 weights. ``negatives_dir``
     is an optional folder of logo-free photos. ``test_fraction`` of the photos is held out (listed
     in the model's split file, never trained on); ``validation_fraction`` chooses the epochs, the
-    temperature and the threshold. ``no_logo_folder`` names the folder of logo-free photos in a
+    temperature and the threshold; ``finetune_warmup_epochs`` is how long the fine-tuning's
+    learning rate takes to rise to ``finetune_learning_rate`` (0: at once). ``no_logo_folder`` names the folder of logo-free photos in a
     folder-per-brand dataset. ``finetune_from_block`` is the first MobileNetV2 block (1-16)
     fine-tuned. ``max_false_positive_rate`` bounds the share of logo-free validation pictures
     the chosen threshold may give a brand. It sits below the 5% a user may aim for because the
@@ -53,6 +54,7 @@ class TrainOptions:
     hard_negative_candidates_per_photo: int = 10
     head_learning_rate: float = 1e-3
     finetune_learning_rate: float = 1e-4
+    finetune_warmup_epochs: float = 0.0
     finetune_from_block: int = 9
     dropout_rate: float = 0.3
     pooling: str = "average_max"
@@ -127,6 +129,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("verifier_candidates must be positive and verifier_jitters 0 or more")
     if options.verifier_epochs_head < 1 or options.verifier_epochs_finetune < 0:
         problems.append("verifier_epochs_head must be positive, verifier_epochs_finetune >= 0")
+    if options.finetune_warmup_epochs < 0:
+        problems.append("finetune_warmup_epochs must be 0 or more")
     if options.verifier_learning_rate <= 0:
         problems.append("verifier_learning_rate must be positive")
     return problems

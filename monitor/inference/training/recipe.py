@@ -188,9 +188,7 @@ def _train_detector_into(
         clock = time.monotonic()
         verifier_summary = run.fit_verifier()
         timings["verifier"] = round(time.monotonic() - clock, 1)
-    report(TrainingProgress("calibrating", 0, 1, message="validation photos"))
     calibration = run.calibrate()
-    report(TrainingProgress("calibrating", 1, 1, message="done"))
     report(TrainingProgress("saving", 0, 1, message=f"writing {target}"))
     training_seconds = time.monotonic() - started
     metadata = replace(

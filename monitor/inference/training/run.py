@@ -192,12 +192,14 @@ class TrainingRun:
         self.finetune = fitting.finetune_model(
             self.upper, self.head, train.features.shape[1:], self.options.pooling
         )
+        batches = -(-len(train) // self.options.batch_size)
         fitting.compile_for_training(
             self.finetune,
             learning_rate=self.options.finetune_learning_rate,
             box_weight=self.options.box_loss_weight,
             label_smoothing=self.options.label_smoothing,
             weight_decay=self.options.weight_decay,
+            warmup_steps=round(self.options.finetune_warmup_epochs * batches),
         )
         self.stages["finetune"] = fitting.fit_stage(
             self.finetune,
@@ -210,6 +212,7 @@ class TrainingRun:
             seed=self.options.seed + 1,
             report=self._batch_reporter("finetune", self.options.epochs_finetune),
             average_from=self.options.epochs_finetune // 2 + 1,
+            keep_start=True,
         )
         if len(validation):
             self.validation_logits = fitting.predict_logits(self.finetune, validation.features)
@@ -361,11 +364,7 @@ class TrainingRun:
             summary: dict[str, Any] = {
                 "epochs": len(stage.history.get("loss", [])),
                 "best_epoch": stage.best_epoch,
-                "kept": (
-                    f"average of epochs {stage.averaged_from}-{len(stage.history.get('loss', []))}"
-                    if stage.averaged_from
-                    else f"epoch {stage.best_epoch}"
-                ),
+                "kept": _kept(stage),
                 "kept_validation_loss": round(stage.best_value, 4),
             }
             for key in ("val_logits_loss", "val_logits_categorical_accuracy"):
@@ -399,3 +398,12 @@ def _scores(
         for predictions in classifier.analyse(images):
             scores.append(best_brand(predictions.probabilities, classifier.labels))
     return scores
+
+
+def _kept(stage: fitting.StageResult) -> str:
+    """Which weights a stage kept, in words."""
+    if stage.averaged_from:
+        return f"average of epochs {stage.averaged_from}-{len(stage.history.get('loss', []))}"
+    if stage.best_epoch == 0:
+        return "epoch 0 (no epoch beat the weights the stage started from)"
+    return f"epoch {stage.best_epoch}"

@@ -37,6 +37,7 @@ from monitor.inference.samples import (
     random_augmentation,
 )
 from monitor.inference.training.data import (
+    PictureCount,
     PreparedData,
     analyse_pictures,
     validation_negatives,
@@ -52,6 +53,8 @@ BACKGROUND_REGIONS_PER_PHOTO = 2
 """Logo-free regions of each training photo the detector is run on, for its false alarms."""
 BACKGROUNDS_PER_PHOTO = 2
 """Random logo-free windows of each photo, "no logo" samples wherever the detector looks."""
+VERIFIER_WARMUP_EPOCHS = 1.0
+"""The verifier fine-tunes at 3x the window model's rate, so its rate rises over the first epoch."""
 POSITIVE_IOU = 0.5
 NEGATIVE_IOU = 0.1
 MOSTLY_INSIDE = 0.5
@@ -88,29 +91,38 @@ def train_verifier(
     """
     settings = settings_from(options)
     rng = np.random.default_rng([options.seed, 11])
-    report(TrainingProgress("verifier", 0, 2, message="detector candidates, training photos"))
+    train_pictures = _train_pictures(prepared.train_photos, seed=options.seed)
+    validation_pictures = _validation_pictures(prepared.validation_photos, seed=options.seed)
+    count = PictureCount(
+        report, "verifier", len(train_pictures) + len(validation_pictures), "detector candidates"
+    )
     train_specs = _side_specs(
         prepared.train_photos,
-        _train_pictures(prepared.train_photos, seed=options.seed),
+        train_pictures,
         detector=detector,
         options=options,
         settings=settings,
         jitters=options.verifier_jitters,
         rng=rng,
         augment=True,
+        count=count,
     )
-    report(TrainingProgress("verifier", 1, 2, message="detector candidates, validation photos"))
     validation_specs = _side_specs(
         prepared.validation_photos,
-        _validation_pictures(prepared.validation_photos, seed=options.seed),
+        validation_pictures,
         detector=detector,
         options=options,
         settings=settings,
         jitters=1,
         rng=rng,
         augment=False,
+        count=count,
     )
-    report(TrainingProgress("verifier", 2, 2, message=f"{len(train_specs)} windows"))
+    report(
+        TrainingProgress(
+            "verifier", count.total, count.total, message=f"{len(train_specs)} windows"
+        )
+    )
     run = TrainingRun(
         prepared=replace(prepared, train_specs=train_specs, validation_specs=validation_specs),
         options=replace(
@@ -121,6 +133,7 @@ def train_verifier(
             epochs_head=options.verifier_epochs_head,
             epochs_finetune=options.verifier_epochs_finetune,
             finetune_learning_rate=options.verifier_learning_rate,
+            finetune_warmup_epochs=VERIFIER_WARMUP_EPOCHS,
         ),
         report=lambda step: report(replace(step, stage=f"verifier {step.stage}")),
     )
@@ -166,6 +179,7 @@ def _side_specs(
     jitters: int,
     rng: np.random.Generator,
     augment: bool,
+    count: PictureCount,
 ) -> list[SampleSpec]:
     """The windows of one side: candidates of every picture and jittered windows of each logo."""
     index_of = {id(photo): index for index, photo in enumerate(photos)}
@@ -173,7 +187,7 @@ def _side_specs(
     no_logo = len(detector.labels)
     plan = SamplingPlan(augment=augment)
     specs: list[SampleSpec] = []
-    found = _candidates(detector, pictures, options, settings.candidates + EXTRA_CANDIDATES)
+    found = _candidates(detector, pictures, options, settings.candidates + EXTRA_CANDIDATES, count)
     for (photo, _), located in zip(pictures, found, strict=True):
         for candidate in located:
             spec = _candidate_spec(
@@ -211,12 +225,13 @@ def _candidates(
     pictures: Sequence[tuple[LabeledPhoto, Box | None]],
     options: TrainOptions,
     limit: int,
+    count: PictureCount,
 ) -> list[list[Located]]:
     """The detector's best ``limit`` candidates of each picture, in photo pixels."""
-    found = [
-        detector.detections(candidates, threshold=0.0)
-        for candidates in analyse_pictures(detector, pictures, max_pixels=options.max_image_pixels)
-    ]
+    analysed = analyse_pictures(
+        detector, pictures, max_pixels=options.max_image_pixels, count=count
+    )
+    found = [detector.detections(candidates, threshold=0.0) for candidates in analysed]
     located: list[list[Located]] = []
     for (photo, region), detections in zip(pictures, found, strict=True):
         picture = region if region is not None else (0, 0, *photo.size)
