@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.inference.windows import softmax
+from monitor.domain import Box
+from monitor.inference.windows import iou, scaled_box, softmax
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -259,3 +260,46 @@ def fit_logistic(
         if np.abs(scale * step).max() < 1e-9 or previous - current < 1e-12:
             break
     return tuple(float(value) for value in weights)
+
+
+# --- detector boxes ------------------------------------------------------------------------------
+
+BOX_SCALES = tuple(round(0.8 + 0.025 * step, 3) for step in range(33))
+"""The box scales tried, 0.8 to 1.6."""
+
+
+@dataclass(frozen=True)
+class BoxScaleChoice:
+    """The box scale chosen on validation logos, and the share of them it boxes right."""
+
+    scale: float
+    iou50_share: float
+    iou50_share_before: float
+    mean_iou: float
+    logos: int
+
+
+def fit_box_scale(
+    pairs: Sequence[tuple[Box, Box, tuple[int, int]]], *, match_iou: float = 0.5
+) -> BoxScaleChoice:
+    """The factor on box sides that boxes the most validation logos with IoU >= ``match_iou``.
+
+    ``pairs`` are (detected box, annotated box, photo size). Ties go to the higher mean IoU. With
+    no pairs the boxes stay as read (scale 1).
+    """
+    if not pairs:
+        return BoxScaleChoice(1.0, 0.0, 0.0, 0.0, 0)
+
+    def outcome(scale: float) -> tuple[float, float]:
+        overlaps = [iou(scaled_box(box, scale, size), truth) for box, truth, size in pairs]
+        return float(np.mean([value >= match_iou for value in overlaps])), float(np.mean(overlaps))
+
+    results = {scale: outcome(scale) for scale in BOX_SCALES}
+    best = max(BOX_SCALES, key=lambda scale: (results[scale], -abs(scale - 1.0)))
+    return BoxScaleChoice(
+        scale=best,
+        iou50_share=round(results[best][0], 4),
+        iou50_share_before=round(outcome(1.0)[0], 4),
+        mean_iou=round(results[best][1], 4),
+        logos=len(pairs),
+    )

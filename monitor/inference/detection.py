@@ -32,7 +32,14 @@ from monitor.inference.verification import (
     combined_probability,
     verification_window,
 )
-from monitor.inference.windows import iou, logo_probabilities, non_maximum_suppression, softmax
+from monitor.inference.windows import (
+    iou,
+    logo_probabilities,
+    non_maximum_suppression,
+    overlap_of_smaller,
+    scaled_box,
+    softmax,
+)
 
 DetectorPredict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """Letterboxed pixels (n, size, size, 3) -> (heatmaps (n, cells, cells, brands), boxes (n, cells, cells, 4))."""
@@ -43,8 +50,12 @@ CANDIDATE_FLOOR = 0.02
 """Raw peak scores below this are not candidates at all (far below any threshold chosen)."""
 MAX_CANDIDATES = 50
 CROSS_BRAND_IOU = 0.7
-MATCH_IOU = 0.5
 """Two brands' candidates on nearly the same box are one logo: the more probable is kept."""
+NESTED_SHARE = 0.5
+"""A brand's candidate whose box shares this much of the smaller box with a more probable
+candidate of that brand is a part of the same logo (a word of a word-and-symbol mark), not a
+second logo; chosen on validation photos."""
+MATCH_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,8 @@ class LogoDetector:
             settings = self.metadata.verifier
             if settings is not None and self._verify is not None:
                 found = self._look_again(chunk, found, settings, self._verify)
+            else:
+                found = [PhotoCandidates(_drop_nested(item.detections)) for item in found]
             results.extend(found)
         return results
 
@@ -196,11 +209,12 @@ class LogoDetector:
         scores = platt_scaled(
             np.array([peak.score for peak in peaks]), self.metadata.score_calibration
         )
+        scale = self.metadata.box_scale
         detections = [
             Detection(
                 brand=self.labels[peak.label],
                 probability=float(score),
-                box=placement.to_photo(peak.box, photo_size),
+                box=scaled_box(placement.to_photo(peak.box, photo_size), scale, photo_size),
             )
             for peak, score in zip(peaks, scores, strict=True)
         ]
@@ -224,7 +238,7 @@ def combined_candidates(
         for item, probability in zip(looked, probabilities, strict=True)
     ]
     merged = non_maximum_suppression(detections, iou_threshold=nms_iou)
-    return PhotoCandidates(_merge_across_brands(merged), tuple(looked))
+    return PhotoCandidates(_drop_nested(_merge_across_brands(merged)), tuple(looked))
 
 
 def at_threshold(
@@ -249,6 +263,20 @@ def _merge_across_brands(detections: Sequence[Detection]) -> list[Detection]:
     for candidate in detections:
         if candidate.box is None or not any(
             chosen.box is not None and iou(candidate.box, chosen.box) >= CROSS_BRAND_IOU
+            for chosen in kept
+        ):
+            kept.append(candidate)
+    return kept
+
+
+def _drop_nested(detections: Sequence[Detection]) -> list[Detection]:
+    """Drop a candidate that is mostly a part of (or mostly holds) a more probable one of its brand."""
+    kept: list[Detection] = []
+    for candidate in detections:
+        if candidate.box is None or not any(
+            chosen.brand == candidate.brand
+            and chosen.box is not None
+            and overlap_of_smaller(candidate.box, chosen.box) >= NESTED_SHARE
             for chosen in kept
         ):
             kept.append(candidate)

@@ -35,6 +35,8 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model_int8.tflite"
 VERIFIER_FILE = "verifier.keras"
+MIN_BOX_SCALE = 0.5
+MAX_BOX_SCALE = 2.0
 VERIFIER_LITERT_FILE = "verifier_int8.tflite"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
@@ -98,6 +100,9 @@ class ModelMetadata:
     ``no_logo_threshold`` applies to that calibrated score; ``temperature`` is unused (1).
     A detector with ``verifier`` settings looks again at its best candidates with a window
     classifier (``verifier.keras``); its threshold applies to the combined probability.
+    ``box_scale`` widens (or narrows) every box the detector reads about its centre, a factor
+    fitted on validation logos: the box regression, trained with GIoU, answers an uncertain
+    extent with a box inside the logo, and a constant factor undoes most of that.
     """
 
     version: str
@@ -114,6 +119,7 @@ class ModelMetadata:
     architecture: str = "windows"
     score_calibration: tuple[float, float] = (1.0, 0.0)
     verifier: VerifierSettings | None = None
+    box_scale: float = 1.0
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -204,6 +210,7 @@ def _metadata_from_dict(data: dict[str, Any], *, source: Path) -> ModelMetadata:
         architecture=_architecture(data, source),
         score_calibration=_score_calibration(data, source),
         verifier=_verifier(data, source),
+        box_scale=_box_scale(data, source),
     )
     _check_ranges(metadata, source)
     return metadata
@@ -263,6 +270,14 @@ def _verifier(data: dict[str, Any], source: Path) -> VerifierSettings | None:
         raise ModelError(f"{source}: invalid verifier settings: {exc}") from exc
 
 
+def _box_scale(data: dict[str, Any], source: Path) -> float:
+    """The optional box scale of a detector; 1 (boxes as read) for models written before it."""
+    value = data.get("box_scale", 1.0)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ModelError(f"{source}: box_scale must be a number")
+    return float(value)
+
+
 def _field(data: dict[str, Any], name: str, kind: Any, source: Path) -> Any:
     """One required field of the expected JSON type."""
     if name not in data:
@@ -281,3 +296,5 @@ def _check_ranges(metadata: ModelMetadata, source: Path) -> None:
         raise ModelError(f"{source}: no_logo_threshold must be in [0, 1]")
     if metadata.temperature <= 0:
         raise ModelError(f"{source}: temperature must be positive")
+    if not MIN_BOX_SCALE <= metadata.box_scale <= MAX_BOX_SCALE:
+        raise ModelError(f"{source}: box_scale must be in [{MIN_BOX_SCALE}, {MAX_BOX_SCALE}]")

@@ -221,3 +221,31 @@ def logo_probabilities(probabilities: np.ndarray, label_count: int) -> np.ndarra
     The one score the classifier, the threshold choice and hard-negative mining all decide by.
     """
     return 1.0 - np.asarray(probabilities)[:, label_count]
+
+
+def overlap_of_smaller(first: Box, second: Box) -> float:
+    """The share of the smaller of two boxes that lies inside the other (1: one holds the other)."""
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min(_area(first), _area(second))
+    return width * height / smaller if smaller > 0 else 0.0
+
+
+def scaled_box(box: Box, scale: float, photo_size: tuple[int, int]) -> Box:
+    """``box`` with its sides times ``scale`` about its centre, kept inside the photo."""
+    if scale == 1.0:
+        return box
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half_width, half_height = (box[2] - box[0]) * scale / 2, (box[3] - box[1]) * scale / 2
+    width, height = photo_size
+    left = min(width - 1, round(max(0.0, centre_x - half_width)))
+    top = min(height - 1, round(max(0.0, centre_y - half_height)))
+    right = max(left + 1, round(min(float(width), centre_x + half_width)))
+    bottom = max(top + 1, round(min(float(height), centre_y + half_height)))
+    return (int(left), int(top), int(right), int(bottom))
+
+
+def _area(box: Box) -> float:
+    return float(max(0, box[2] - box[0]) * max(0, box[3] - box[1]))

@@ -10,11 +10,12 @@ import pytest
 from monitor.inference.calibration import (
     choose_threshold,
     expected_calibration_error,
+    fit_box_scale,
     fit_temperature,
     negative_log_likelihood,
     softmax_calibration_error,
 )
-from monitor.inference.windows import softmax
+from monitor.inference.windows import scaled_box, softmax
 
 
 def _calibrated_sample(count: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,3 +163,21 @@ def test_platt_scaling_needs_both_kinds_of_answer() -> None:
 
     assert fit_platt(np.array([0.2, 0.9]), np.array([True, True])) == (1.0, 0.0)
     assert fit_platt(np.array([]), np.array([], dtype=bool)) == (1.0, 0.0)
+
+
+def test_the_box_scale_undoes_boxes_drawn_too_small() -> None:
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(60):
+        x, y, side = rng.uniform(50, 300), rng.uniform(50, 300), rng.uniform(30, 120)
+        truth = (int(x), int(y), int(x + side), int(y + side))
+        shrunk = scaled_box(truth, 1 / 1.45, (1000, 1000))  # every side a third too short
+        pairs.append((shrunk, truth, (1000, 1000)))
+    choice = fit_box_scale(pairs)
+    assert choice.scale == pytest.approx(1.45, abs=0.05)
+    assert choice.iou50_share == 1.0 and choice.iou50_share_before < 1.0
+    assert choice.logos == 60
+
+
+def test_without_validation_logos_boxes_stay_as_read() -> None:
+    assert fit_box_scale([]).scale == 1.0

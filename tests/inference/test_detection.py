@@ -13,9 +13,11 @@ import pytest
 from monitor.domain import Detection
 from monitor.exceptions import ModelError
 from monitor.inference.classifier import LogoClassifier, load_classifier
-from monitor.inference.detection import LogoDetector
+from monitor.inference.detection import LogoDetector, combined_candidates
 from monitor.inference.model_dir import METADATA_FILE, read_metadata
 from monitor.inference.tiny import write_tiny_detector
+from monitor.inference.verification import IDENTITY_COMBINATION, LookedAgain, VerifierSettings
+from monitor.inference.windows import scaled_box
 from tests.inference.conftest import TINY_DETECTOR_THRESHOLD, TINY_LABELS, make_picture
 
 
@@ -119,3 +121,50 @@ def test_serving_a_detector_imports_no_training_code(tiny_detector_dir: Path) ->
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip().splitlines()[-1] == "[]"
+
+
+def test_box_scale_widens_every_box_about_its_centre(
+    tiny_detector_dir: Path, tmp_path: Path
+) -> None:
+    pictures = [make_picture(200, 150, seed) for seed in range(6)]
+    plain = load_classifier(tiny_detector_dir).classify(pictures, threshold=0.05)
+    wider_dir = _copy_with_metadata(tiny_detector_dir, tmp_path / "model", box_scale=1.5)
+    wider = load_classifier(wider_dir).classify(pictures, threshold=0.05)
+    assert any(plain)
+    for picture, before, after in zip(pictures, plain, wider, strict=True):
+        _check_well_formed(after, picture.size)
+        if before:  # the most probable candidate is the same logo, its box widened
+            assert before[0].box is not None and after[0].brand == before[0].brand
+            assert after[0].box == scaled_box(before[0].box, 1.5, picture.size)
+
+
+def test_a_box_scale_out_of_range_is_a_model_error(tiny_detector_dir: Path, tmp_path: Path) -> None:
+    copy = _copy_with_metadata(tiny_detector_dir, tmp_path / "model", box_scale=5.0)
+    with pytest.raises(ModelError, match="box_scale"):
+        load_classifier(copy)
+
+
+def test_a_part_of_a_more_probable_logo_of_its_brand_is_dropped() -> None:
+    settings = VerifierSettings(combination=IDENTITY_COMBINATION)
+    looked = [
+        LookedAgain(
+            box=(100, 100, 300, 200), detector_score=0.9, brand="acme", logo_probability=0.9
+        ),
+        # the word of the same mark: inside the first box
+        LookedAgain(
+            box=(110, 120, 180, 180), detector_score=0.8, brand="acme", logo_probability=0.8
+        ),
+        # a second acme logo elsewhere, and another brand over the first
+        LookedAgain(
+            box=(400, 100, 500, 200), detector_score=0.7, brand="acme", logo_probability=0.7
+        ),
+        LookedAgain(
+            box=(120, 110, 200, 190), detector_score=0.6, brand="bolt", logo_probability=0.6
+        ),
+    ]
+    kept = combined_candidates(looked, settings, nms_iou=0.5).detections
+    assert [(d.brand, d.box) for d in kept] == [
+        ("acme", (100, 100, 300, 200)),
+        ("acme", (400, 100, 500, 200)),
+        ("bolt", (120, 110, 200, 190)),
+    ]

@@ -166,6 +166,8 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     assert 0 <= metadata.no_logo_threshold <= 1
     metrics = json.loads((model_dir / METRICS_FILE).read_text())
     assert metrics["stages"]["detector_head"]["epochs"] == 2
+    assert 0.8 <= metadata.box_scale <= 1.6
+    assert metrics["box_scale"]["scale"] == metadata.box_scale
     assert {"score_calibration", "ece_before", "ece_after", "threshold", "verifier"} <= set(
         metrics["calibration"]
     )
@@ -178,6 +180,7 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     assert stages == [
         "reading",
         "fitting",
+        "box scale",
         "verifier",
         "verifier features",
         "verifier head",

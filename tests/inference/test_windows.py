@@ -14,6 +14,8 @@ from monitor.inference.windows import (
     grid_windows,
     iou,
     non_maximum_suppression,
+    overlap_of_smaller,
+    scaled_box,
     softmax,
     window_detections,
 )
@@ -134,3 +136,16 @@ def test_softmax_rows_sum_to_one_and_temperature_flattens() -> None:
     assert np.allclose(sharp.sum(axis=1), 1.0)
     assert flat[0, 0] < sharp[0, 0]
     assert sharp[1, 0] == pytest.approx(1.0)
+
+
+def test_a_scaled_box_keeps_its_centre_and_stays_in_the_photo() -> None:
+    assert scaled_box((40, 40, 60, 80), 2.0, (200, 200)) == (30, 20, 70, 100)
+    assert scaled_box((0, 0, 20, 20), 2.0, (30, 30)) == (0, 0, 30, 30)
+    assert scaled_box((40, 40, 60, 80), 1.0, (200, 200)) == (40, 40, 60, 80)
+    assert scaled_box((10, 10, 11, 11), 0.5, (50, 50)) == (10, 10, 11, 11)  # never empty
+
+
+def test_overlap_of_smaller_is_one_for_a_box_inside_another() -> None:
+    assert overlap_of_smaller((0, 0, 100, 100), (10, 10, 30, 30)) == 1.0
+    assert overlap_of_smaller((0, 0, 10, 10), (5, 0, 15, 10)) == 0.5
+    assert overlap_of_smaller((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import keras
@@ -34,6 +34,7 @@ from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
     choose_threshold,
     expected_calibration_error,
+    fit_box_scale,
     fit_logistic,
     fit_platt,
     platt_scaled,
@@ -41,6 +42,7 @@ from monitor.inference.calibration import (
 from monitor.inference.classifier import keras_detector_predict_function, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.detection import (
+    NESTED_SHARE,
     LogoDetector,
     PhotoCandidates,
     combined_candidates,
@@ -80,6 +82,7 @@ from monitor.inference.verification import (
     combined_probability,
 )
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
+from monitor.inference.windows import overlap_of_smaller
 
 REPRESENTATIVE_PHOTOS = 64
 REPORT_EVERY_STEPS = 5
@@ -159,6 +162,7 @@ class DetectorRun:
         self.best_epoch = 0
         self.verifier_run: TrainingRun | None = None
         self.verifier_settings: VerifierSettings | None = None
+        self.box_scale = 1.0
 
     # --- fitting -----------------------------------------------------------------------------
 
@@ -308,6 +312,41 @@ class DetectorRun:
         self.head.set_weights(weights[1])
 
     # --- calibration -------------------------------------------------------------------------
+
+    def fit_box_scale(self) -> dict[str, Any]:
+        """Fit the factor on box sides on validation logos; every later stage reads scaled boxes.
+
+        Each annotated logo is paired with the detector's most probable candidate on it (half of
+        the smaller box shared), the candidate that would name it. Fitted before the second look
+        is trained, so that the verifier learns on the windows serving will cut.
+        """
+        logo_photos = [
+            photo
+            for photo in self.prepared.validation_photos
+            if photo.has_logo and not photo.logo_place_unknown
+        ]
+        count = PictureCount(self.report, "box scale", len(logo_photos), "validation logos")
+        raw = self.detector(calibration=(1.0, 0.0), threshold=0.0)
+        found = analyse_pictures(
+            raw,
+            [(photo, None) for photo in logo_photos],
+            max_pixels=self.options.max_image_pixels,
+            count=count,
+        )
+        pairs = []
+        for photo, candidates in zip(logo_photos, found, strict=True):
+            for logo in photo.boxes:
+                on_logo = [
+                    detection.box
+                    for detection in candidates.detections
+                    if detection.box is not None
+                    and overlap_of_smaller(detection.box, logo.box) >= NESTED_SHARE
+                ]
+                if on_logo:
+                    pairs.append((on_logo[0], logo.box, photo.size))
+        choice = fit_box_scale(pairs)
+        self.box_scale = choice.scale
+        return asdict(choice)
 
     def fit_verifier(self) -> dict[str, Any]:
         """Fit the second-look window classifier on the fitted detector's candidates."""
@@ -462,6 +501,7 @@ class DetectorRun:
             architecture="detector",
             score_calibration=calibration,
             verifier=self.verifier_settings if self.verifier_run is not None else None,
+            box_scale=self.box_scale,
         )
 
     def detector(

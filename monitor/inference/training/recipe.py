@@ -183,6 +183,7 @@ def _train_detector_into(
 
     run = DetectorRun(prepared=prepared, options=options, report=report)
     timings = run.fit()
+    box_scale = run.fit_box_scale()
     verifier_summary = None
     if options.verifier and prepared.knows_no_logo:
         clock = time.monotonic()
@@ -227,6 +228,7 @@ def _train_detector_into(
         "architecture": "detector",
         "stages": run.stage_summaries(),
         "verifier": verifier_summary,
+        "box_scale": box_scale,
         "calibration": calibration,
         "timings_seconds": {**timings, "total": round(training_seconds, 1)},
         "options": _options_dict(options),
