@@ -67,7 +67,6 @@ class TrainOptions:
     max_image_pixels: int = 50_000_000
     architecture: str = "windows"
     detector_input_size: int = 352
-    views_per_photo: int = 6
     detector_epochs: int = 20
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
@@ -119,8 +118,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("architecture must be 'windows' or 'detector'")
     if not 64 <= options.detector_input_size <= 1024 or options.detector_input_size % 32:
         problems.append("detector_input_size must be a multiple of 32 between 64 and 1024")
-    if options.views_per_photo < 1 or options.detector_epochs < 1:
-        problems.append("views_per_photo and detector_epochs must be at least 1")
+    if options.detector_epochs < 1:
+        problems.append("detector_epochs must be at least 1")
     if options.detector_batch_size < 1 or options.detector_learning_rate <= 0:
         problems.append("detector_batch_size and detector_learning_rate must be positive")
     if not 32 <= options.verifier_input_size <= 640 or options.verifier_context < 1:
