@@ -299,7 +299,7 @@ def fit_box_scale(
     return BoxScaleChoice(
         scale=best,
         iou50_share=round(results[best][0], 4),
-        iou50_share_before=round(outcome(1.0)[0], 4),
+        iou50_share_before=round(results[1.0][0], 4),
         mean_iou=round(results[best][1], 4),
         logos=len(pairs),
     )

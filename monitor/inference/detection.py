@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL.Image import Image
 
-from monitor.domain import Detection
+from monitor.domain import Box, Detection
 from monitor.inference.calibration import platt_scaled
 from monitor.inference.heatmaps import Peak, find_peaks
 from monitor.inference.letterbox import Placement, fitting_placement, letterbox
@@ -259,24 +259,36 @@ def at_threshold(
 
 def _merge_across_brands(detections: Sequence[Detection]) -> list[Detection]:
     """Drop a candidate whose box nearly repeats a more probable one of another brand."""
-    kept: list[Detection] = []
-    for candidate in detections:
-        if candidate.box is None or not any(
-            chosen.box is not None and iou(candidate.box, chosen.box) >= CROSS_BRAND_IOU
-            for chosen in kept
-        ):
-            kept.append(candidate)
-    return kept
+    return _drop_repeats(detections, lambda box, kept: iou(box, kept) >= CROSS_BRAND_IOU)
 
 
 def _drop_nested(detections: Sequence[Detection]) -> list[Detection]:
-    """Drop a candidate that is mostly a part of (or mostly holds) a more probable one of its brand."""
+    """Drop a candidate mostly inside (or mostly holding) a more probable one of its brand."""
+    return _drop_repeats(
+        detections,
+        lambda box, kept: overlap_of_smaller(box, kept) >= NESTED_SHARE,
+        same_brand=True,
+    )
+
+
+def _drop_repeats(
+    detections: Sequence[Detection],
+    repeats: Callable[[Box, Box], bool],
+    *,
+    same_brand: bool = False,
+) -> list[Detection]:
+    """The candidates, most probable first, less those that ``repeats`` one already kept.
+
+    ``repeats(box, kept_box)`` is only asked about kept candidates with a box (and, with
+    ``same_brand``, of the candidate's brand); a candidate without a box is always kept.
+    """
     kept: list[Detection] = []
     for candidate in detections:
-        if candidate.box is None or not any(
-            chosen.brand == candidate.brand
-            and chosen.box is not None
-            and overlap_of_smaller(candidate.box, chosen.box) >= NESTED_SHARE
+        box = candidate.box
+        if box is None or not any(
+            chosen.box is not None
+            and (not same_brand or chosen.brand == candidate.brand)
+            and repeats(box, chosen.box)
             for chosen in kept
         ):
             kept.append(candidate)

@@ -35,8 +35,6 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model_int8.tflite"
 VERIFIER_FILE = "verifier.keras"
-MIN_BOX_SCALE = 0.5
-MAX_BOX_SCALE = 2.0
 VERIFIER_LITERT_FILE = "verifier_int8.tflite"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
@@ -48,6 +46,8 @@ LOGITS_OUTPUT = "logits"
 BOX_OUTPUT = "box"
 HEATMAP_OUTPUT = "heatmap"
 ARCHITECTURES = ("windows", "detector")
+MIN_BOX_SCALE = 0.5
+MAX_BOX_SCALE = 2.0
 """``windows``: the classifier applied to grids of windows; ``detector``: the one-pass detector."""
 
 

@@ -225,12 +225,10 @@ def logo_probabilities(probabilities: np.ndarray, label_count: int) -> np.ndarra
 
 def overlap_of_smaller(first: Box, second: Box) -> float:
     """The share of the smaller of two boxes that lies inside the other (1: one holds the other)."""
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    if width <= 0 or height <= 0:
+    inter = intersection_area(first, second)
+    if inter == 0:
         return 0.0
-    smaller = min(_area(first), _area(second))
-    return width * height / smaller if smaller > 0 else 0.0
+    return inter / min(box_area(first), box_area(second))
 
 
 def scaled_box(box: Box, scale: float, photo_size: tuple[int, int]) -> Box:
@@ -245,7 +243,3 @@ def scaled_box(box: Box, scale: float, photo_size: tuple[int, int]) -> Box:
     right = max(left + 1, round(min(float(width), centre_x + half_width)))
     bottom = max(top + 1, round(min(float(height), centre_y + half_height)))
     return (int(left), int(top), int(right), int(bottom))
-
-
-def _area(box: Box) -> float:
-    return float(max(0, box[2] - box[0]) * max(0, box[3] - box[1]))

@@ -23,12 +23,13 @@ class TrainOptions:
     is an optional folder of logo-free photos. ``test_fraction`` of the photos is held out (listed
     in the model's split file, never trained on); ``validation_fraction`` chooses the epochs, the
     temperature and the threshold; ``finetune_warmup_epochs`` is how long the fine-tuning's
-    learning rate takes to rise to ``finetune_learning_rate`` (0: at once). ``no_logo_folder`` names the folder of logo-free photos in a
-    folder-per-brand dataset. ``finetune_from_block`` is the first MobileNetV2 block (1-16)
-    fine-tuned. ``max_false_positive_rate`` bounds the share of logo-free validation pictures
-    the chosen threshold may give a brand. It sits below the 5% a user may aim for because the
-    validation estimate is loose: 324 pictures cut from 108 photos, and on FlickrLogos-27 the
-    held-out rate came out 1 to 4 points above the validation rate for every model measured.
+    learning rate takes to rise to ``finetune_learning_rate`` (0: at once). ``no_logo_folder``
+    names the folder of logo-free photos in a folder-per-brand dataset. ``finetune_from_block`` is
+    the first MobileNetV2 block (1-16) fine-tuned. ``max_false_positive_rate`` bounds the share of
+    logo-free validation pictures the chosen threshold may give a brand. It sits below the 5% a
+    user may aim for because the validation estimate is loose: 324 pictures cut from 108 photos,
+    and on FlickrLogos-27 the held-out rate came out 1 to 4 points above the validation rate for
+    every model measured.
 
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
     epochs, batch and learning rate) and, when the data has logo-free regions, its second look

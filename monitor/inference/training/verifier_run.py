@@ -45,7 +45,7 @@ from monitor.inference.training.data import (
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.training.run import TrainingRun
 from monitor.inference.verification import VerifierSettings, verification_window
-from monitor.inference.windows import iou
+from monitor.inference.windows import box_area, intersection_area, iou
 
 EXTRA_CANDIDATES = 2
 """Training looks at this many more of a photo's candidates than serving does."""
@@ -325,7 +325,4 @@ def _jittered_window(
 
 def _inside_share(box: Box, window: Box) -> float:
     """The share of ``box``'s area inside ``window``."""
-    width = max(0, min(box[2], window[2]) - max(box[0], window[0]))
-    height = max(0, min(box[3], window[3]) - max(box[1], window[1]))
-    area = max(1, (box[2] - box[0]) * (box[3] - box[1]))
-    return width * height / area
+    return intersection_area(box, window) / max(1, box_area(box))
