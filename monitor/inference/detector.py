@@ -25,8 +25,6 @@ FEATURE_LAYERS = ("block_5_add", "block_12_add", "out_relu")
 FEATURE_CHANNELS = (32, 96, 1280)
 FINETUNE_CUT = "block_9_add"
 """Training fine-tunes the blocks after this one (10-16, strides 16 and 32)."""
-FINETUNED_FROM_BLOCK = 10
-"""The first MobileNetV2 block after ``FINETUNE_CUT``."""
 OBJECTNESS_OUTPUT = "objectness"
 CLASS_OUTPUT = "class_logits"
 PRIOR_PROBABILITY = 0.01

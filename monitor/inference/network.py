@@ -72,21 +72,6 @@ def build_backbone(*, image_size: int, weights: str) -> keras.Model:
         raise ConfigurationError(f"cannot load backbone weights {weights!r}: {exc}") from exc
 
 
-def copy_layer_weights(*, source: keras.Model, target: keras.Model) -> None:
-    """Give every weighted layer of ``target`` the weights of ``source``'s layer of that name.
-
-    Convolution weights do not depend on the input size, so a MobileNetV2 fitted at one size
-    starts another at a different size. Raises ConfigurationError when a layer is missing.
-    """
-    names = {layer.name for layer in source.layers}
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        if layer.name not in names:
-            raise ConfigurationError(f"cannot start from {source.name}: it has no {layer.name}")
-        layer.set_weights(source.get_layer(layer.name).get_weights())
-
-
 IMAGENET_SIZE = 224
 KERAS_OWN_SIZES = (96, 128, 160, 192)
 """Input sizes for which Keras looks for ImageNet weights of their own, not the 224 ones."""

@@ -6,8 +6,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import keras
-import numpy as np
 import pytest
 
 from monitor.exceptions import ConfigurationError, DatasetError
@@ -212,43 +210,6 @@ def test_the_trained_detector_loads_and_classifies(
         assert 0 <= detection.box[0] < detection.box[2] <= 200
 
 
-def _layer_weights(model: keras.Model, name: str) -> list[np.ndarray] | None:
-    """The weights of the layer called ``name`` anywhere inside ``model``'s nested models."""
-    for layer in model.layers:
-        if layer.name == name:
-            return [np.asarray(weight) for weight in layer.get_weights()]
-        if isinstance(layer, keras.Model):
-            found = _layer_weights(layer, name)
-            if found is not None:
-                return found
-    return None
-
-
-def _same_layer(first: keras.Model, second: keras.Model, name: str) -> bool:
-    weights = _layer_weights(first, name), _layer_weights(second, name)
-    assert weights[0] is not None and weights[1] is not None, name
-    return all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
-
-
-def test_the_second_look_can_start_from_the_detectors_backbone(
-    tmp_path: Path,
-    trained_detector: tuple[Path, Path, list[TrainingProgress]],
-) -> None:
-    dataset, imagenet_started, _ = trained_detector
-    train_model(
-        dataset_dir=dataset,
-        out_dir=tmp_path / "model",
-        options=replace(FAST_DETECTOR, verifier_start="detector", verifier_epochs_finetune=0),
-    )
-    detector = keras.models.load_model(tmp_path / "model" / MODEL_FILE, compile=False)
-    verifier = keras.models.load_model(tmp_path / "model" / VERIFIER_FILE, compile=False)
-    # a frozen lower block and a block the detector fine-tuned: both the detector's
-    for name in ("Conv1", "block_14_expand", "Conv_1"):
-        assert _same_layer(detector, verifier, name)
-    other = keras.models.load_model(imagenet_started / VERIFIER_FILE, compile=False)
-    assert not _same_layer(detector, other, "Conv1")
-
-
 def test_brand_folders_train_the_detector_with_each_photo_as_its_box(tmp_path: Path) -> None:
     assert TrainOptions().architecture == "windows"
     dataset = write_brand_folders(tmp_path / "set", per_brand=6)
@@ -356,7 +317,6 @@ def test_missing_weights_file_is_a_configuration_error(tmp_path: Path) -> None:
         ({"validation_fraction": 0.5, "test_fraction": 0.45}, "must leave photos"),
         ({"finetune_from_block": 17}, "finetune_from_block"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
-        ({"verifier_start": "scratch"}, "verifier_start"),
     ],
 )
 def test_bad_options_are_configuration_errors(changes: dict[str, object], message: str) -> None:

@@ -356,7 +356,6 @@ class DetectorRun:
             prepared=self.prepared,
             options=self.options,
             detector=self.detector(calibration=(1.0, 0.0), threshold=0.0),
-            detector_backbone=self.extractor,
             report=self.report,
         )
         self.verifier_settings = settings_from(self.options)

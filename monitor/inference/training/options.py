@@ -36,9 +36,7 @@ class TrainOptions:
     (``verifier``): a window classifier at ``verifier_input_size`` pixels on windows
     ``verifier_context`` times the box around the detector's ``verifier_candidates`` best
     candidates, trained on the detector's own candidates plus ``verifier_jitters`` jittered windows
-    per logo, fine-tuned at ``verifier_learning_rate``. ``verifier_start="detector"`` starts its
-    backbone from the fitted detector's (whose upper blocks have learnt the brands) and fine-tunes
-    the blocks the detector fine-tuned; "imagenet" starts it from ImageNet's, as the window model.
+    per logo, fine-tuned at ``verifier_learning_rate``.
     """
 
     epochs_head: int = 10
@@ -81,7 +79,6 @@ class TrainOptions:
     verifier_epochs_head: int = 8
     verifier_epochs_finetune: int = 8
     verifier_learning_rate: float = 3e-4
-    verifier_start: str = "imagenet"
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -136,8 +133,6 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("finetune_warmup_epochs must be 0 or more")
     if options.verifier_learning_rate <= 0:
         problems.append("verifier_learning_rate must be positive")
-    if options.verifier_start not in ("imagenet", "detector"):
-        problems.append("verifier_start must be 'imagenet' or 'detector'")
     return problems
 
 

@@ -23,13 +23,7 @@ from monitor.inference.calibration import (
 from monitor.inference.classifier import LogoClassifier, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.model_dir import BACKBONE_NAME, ModelMetadata
-from monitor.inference.network import (
-    build_backbone,
-    build_head,
-    build_logo_model,
-    copy_layer_weights,
-    pooled_width,
-)
+from monitor.inference.network import build_backbone, build_head, build_logo_model, pooled_width
 from monitor.inference.samples import SampleSpec, hard_negative_candidates, render_all
 from monitor.inference.training import fitting
 from monitor.inference.training.data import (
@@ -45,16 +39,7 @@ from monitor.inference.windows import best_brand, logo_probabilities, softmax
 class TrainingRun:
     """Holds the networks and cached features of one run between its stages."""
 
-    def __init__(
-        self,
-        *,
-        prepared: PreparedData,
-        options: TrainOptions,
-        report: Progress,
-        start_from: keras.Model | None = None,
-    ) -> None:
-        """``start_from``: a trained MobileNetV2 (any input size) whose weights the backbone takes
-        instead of ImageNet's: the detector's, for its second look."""
+    def __init__(self, *, prepared: PreparedData, options: TrainOptions, report: Progress) -> None:
         self.prepared = prepared
         self.options = options
         self.report = report
@@ -63,8 +48,6 @@ class TrainingRun:
         self.backbone = build_backbone(
             image_size=options.image_size, weights=options.backbone_weights
         )
-        if start_from is not None:
-            copy_layer_weights(source=start_from, target=self.backbone)
         self.head = build_head(
             features=pooled_width(options.pooling),
             num_outputs=self.num_outputs,

@@ -24,13 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import keras
 import numpy as np
 
 from monitor.domain import Box
 from monitor.inference.datasets import LabeledPhoto, background_regions, held_out_negatives
 from monitor.inference.detection import LogoDetector
-from monitor.inference.detector import FINETUNED_FROM_BLOCK
 from monitor.inference.samples import (
     NO_BOX,
     SampleSpec,
@@ -85,13 +83,11 @@ def train_verifier(
     prepared: PreparedData,
     options: TrainOptions,
     detector: LogoDetector,
-    detector_backbone: keras.Model,
     report: Progress,
 ) -> tuple[TrainingRun, dict[str, Any]]:
     """Fit the window classifier on the fitted ``detector``'s candidates; (run, summary).
 
-    ``detector`` has no verifier and gives every candidate (threshold 0); ``detector_backbone``
-    is its fitted MobileNetV2, where ``options.verifier_start`` says to start from it.
+    ``detector`` has no verifier and gives every candidate (threshold 0).
     """
     settings = settings_from(options)
     rng = np.random.default_rng([options.seed, 11])
@@ -127,7 +123,6 @@ def train_verifier(
             "verifier", count.total, count.total, message=f"{len(train_specs)} windows"
         )
     )
-    from_detector = options.verifier_start == "detector"
     run = TrainingRun(
         prepared=replace(prepared, train_specs=train_specs, validation_specs=validation_specs),
         options=replace(
@@ -139,12 +134,8 @@ def train_verifier(
             epochs_finetune=options.verifier_epochs_finetune,
             finetune_learning_rate=options.verifier_learning_rate,
             finetune_warmup_epochs=VERIFIER_WARMUP_EPOCHS,
-            finetune_from_block=(
-                FINETUNED_FROM_BLOCK if from_detector else options.finetune_from_block
-            ),
         ),
         report=lambda step: report(replace(step, stage=f"verifier {step.stage}")),
-        start_from=detector_backbone if from_detector else None,
     )
     timings = run.fit()
     no_logo = len(prepared.dataset.labels)
