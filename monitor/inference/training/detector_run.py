@@ -7,8 +7,8 @@ The recipe (``monitor.inference.training.recipe`` describes where it sits):
    jitter, zoomed-in crops, colour, blur, small turns), on a second thread, with their targets
    (``monitor.inference.heatmaps``). The frozen lower MobileNetV2 runs on them; its top blocks
    (10-16), the feature pyramid and the head are fitted with the focal, GIoU and brand
-   cross-entropy losses (AdamW, cosine learning rate); the epoch with the lowest validation loss
-   on the validation photos' serving views is kept.
+   cross-entropy losses (AdamW, cosine learning rate); of the second half's epochs, the one with
+   the lowest validation loss on the validation photos' serving views is kept.
 3. The second look (``monitor.inference.training.verifier_run``), when the data has logo-free
    regions: a window classifier fitted on the detector's own candidates.
 4. Calibration on validation photos, as serving sees them: a Platt fit makes peak scores
@@ -19,6 +19,7 @@ The recipe (``monitor.inference.training.recipe`` describes where it sits):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,10 @@ UPPER_LEARNING_SHARE = 0.1
 """The fine-tuned backbone learns at this share of the head's rate (it starts trained)."""
 WEIGHT_DECAY = 0.05
 BOX_LOSS_WEIGHT = 2.0
+VALIDATE_FROM = 0.5
+"""Validation losses are measured from this share of the epochs on: under the cosine schedule
+the loss falls until the last epochs, so a pass over the validation photos before then would only
+cost time."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +259,7 @@ class DetectorRun:
                 yield batch
 
     def _fit(self, train: Sequence[TrainingPhoto], validation: Sequence[Batch]) -> None:
-        """Fit the upper backbone and head; keep the epoch with the lowest validation loss."""
+        """Fit the upper backbone and head; keep the validated epoch with the lowest loss."""
         options = self.options
         steps_per_epoch = max(1, len(train) // options.detector_batch_size)
         total_steps = steps_per_epoch * options.detector_epochs
@@ -267,6 +272,7 @@ class DetectorRun:
         )
         evaluate = _loss_function(self.lower, self.upper, self.head)
         rng = np.random.default_rng([options.seed, 23])
+        first_validated = math.ceil(options.detector_epochs * VALIDATE_FROM)
         best_weights = self._weights()
         best_value = np.inf
         for epoch in range(1, options.detector_epochs + 1):
@@ -285,7 +291,9 @@ class DetectorRun:
                             metrics=dict(zip(LOSS_NAMES, (sums / step).tolist(), strict=True)),
                         )
                     )
-            result = _epoch_result(sums / steps_per_epoch, evaluate, validation)
+            result = _epoch_result(
+                sums / steps_per_epoch, evaluate, validation if epoch >= first_validated else ()
+            )
             self.epochs.append(result)
             value = result.validation_total
             if value is None or value < best_value:
@@ -532,9 +540,11 @@ class DetectorRun:
         for index, name in enumerate(LOSS_NAMES):
             label = name.replace("_", " ")
             curves[f"train {label}"] = [epoch.train[index] for epoch in self.epochs]
-            curves[f"validation {label}"] = [
-                epoch.validation[index] for epoch in self.epochs if epoch.validation is not None
-            ]
+            if any(epoch.validation is not None for epoch in self.epochs):
+                curves[f"validation {label}"] = [
+                    math.nan if epoch.validation is None else epoch.validation[index]
+                    for epoch in self.epochs
+                ]
         return curves
 
     def stage_summaries(self) -> dict[str, Any]:
