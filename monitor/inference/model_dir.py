@@ -46,9 +46,10 @@ LOGITS_OUTPUT = "logits"
 BOX_OUTPUT = "box"
 HEATMAP_OUTPUT = "heatmap"
 ARCHITECTURES = ("windows", "detector")
+"""``windows``: the classifier applied to grids of windows; ``detector``: the one-pass detector."""
 MIN_BOX_SCALE = 0.5
 MAX_BOX_SCALE = 2.0
-"""``windows``: the classifier applied to grids of windows; ``detector``: the one-pass detector."""
+"""The range a detector's ``box_scale`` (the factor on its boxes' sides) must lie in."""
 
 
 @dataclass(frozen=True)
