@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.exceptions import ConfigurationError, DatasetError
@@ -178,6 +179,13 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     assert metrics["calibration"]["verifier"]["combination"] == pytest.approx(
         list(metadata.verifier.combination), abs=1e-4
     )
+    # the combination mixes the two logits by the detector share chosen on validation
+    verifier_calibration = metrics["calibration"]["verifier"]
+    share = verifier_calibration["detector_share"]
+    by_share = verifier_calibration["validation_accuracy_by_detector_share"]
+    assert len(by_share) == 11 and by_share[str(share)] == max(by_share.values())
+    detector_weight, classifier_weight, _ = metadata.verifier.combination
+    assert detector_weight * (1 - share) == pytest.approx(classifier_weight * share, abs=1e-3)
     stages = list(dict.fromkeys(step.stage for step in steps))
     assert stages == [
         "reading",
@@ -334,3 +342,29 @@ def test_class_weights_balance_present_classes() -> None:
     assert weights[2] == 0.0
     assert weights[0] * 3 == pytest.approx(weights[1] * 1) == pytest.approx(weights[3] * 2)
     assert (weights[[0, 0, 0, 1, 3, 3]].sum()) == pytest.approx(6)
+
+
+def test_a_no_logo_share_gives_the_last_class_that_share_of_the_loss() -> None:
+    labels = np.array([0, 0, 0, 1, 3, 3, 3, 3, 3, 3])
+    weights = class_weights(labels, 4, no_logo_share=0.5)[labels]
+    assert weights[labels == 3].sum() == pytest.approx(0.5 * weights.sum())
+    # the brands stay balanced among themselves, and the total weight is unchanged
+    assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum())
+    assert weights.sum() == pytest.approx(len(labels))
+    # balanced, "no logo" would carry a third (one of three present classes)
+    balanced = class_weights(labels, 4)[labels]
+    assert balanced[labels == 3].sum() == pytest.approx(balanced.sum() / 3)
+
+
+def test_a_no_logo_share_without_both_kinds_of_samples_stays_balanced() -> None:
+    assert class_weights([0, 1, 1], 3, no_logo_share=0.5) == pytest.approx(
+        class_weights([0, 1, 1], 3)
+    )
+    assert class_weights([2, 2], 3, no_logo_share=0.5) == pytest.approx(class_weights([2, 2], 3))
+
+
+def test_no_logo_shares_outside_zero_and_one_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="verifier_no_logo_share"):
+        TrainOptions(verifier_no_logo_share=1.0)
+    with pytest.raises(ConfigurationError, match="no_logo_weight_share"):
+        TrainOptions(no_logo_weight_share=0.0)

@@ -29,14 +29,16 @@ class TrainOptions:
     logo-free validation pictures the chosen threshold may give a brand. It sits below the 5% a
     user may aim for because the validation estimate is loose: 324 pictures cut from 108 photos,
     and on FlickrLogos-27 the held-out rate came out 1 to 4 points above the validation rate for
-    every model measured.
+    every model measured. ``no_logo_weight_share`` is the share of the loss the "no logo" samples
+    carry (None: every class alike, "no logo" being one of them).
 
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
     epochs, batch and learning rate) and, when the data has logo-free regions, its second look
     (``verifier``): a window classifier at ``verifier_input_size`` pixels on windows
     ``verifier_context`` times the box around the detector's ``verifier_candidates`` best
     candidates, trained on the detector's own candidates plus ``verifier_jitters`` jittered windows
-    per logo, fine-tuned at ``verifier_learning_rate``.
+    per logo, fine-tuned at ``verifier_learning_rate``, its "no logo" windows carrying
+    ``verifier_no_logo_share`` of its loss.
     """
 
     epochs_head: int = 10
@@ -64,6 +66,7 @@ class TrainOptions:
     max_context: float = 4.0
     box_loss_weight: float = 1.0
     max_false_positive_rate: float = 0.03
+    no_logo_weight_share: float | None = None
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
     architecture: str = "windows"
@@ -79,6 +82,7 @@ class TrainOptions:
     verifier_epochs_head: int = 8
     verifier_epochs_finetune: int = 8
     verifier_learning_rate: float = 3e-4
+    verifier_no_logo_share: float = 0.5
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -133,6 +137,11 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("finetune_warmup_epochs must be 0 or more")
     if options.verifier_learning_rate <= 0:
         problems.append("verifier_learning_rate must be positive")
+    shares = [options.verifier_no_logo_share]
+    if options.no_logo_weight_share is not None:
+        shares.append(options.no_logo_weight_share)
+    if not all(0 < share < 1 for share in shares):
+        problems.append("no_logo_weight_share and verifier_no_logo_share must be in (0, 1)")
     return problems
 
 

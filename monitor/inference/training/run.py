@@ -153,8 +153,11 @@ class TrainingRun:
         return fitting.concatenate_arrays(train, mined, hardest, weights_for=self._sample_weights)
 
     def _sample_weights(self, labels: np.ndarray) -> np.ndarray:
-        """Each sample's class weight, so every class present counts alike in the loss."""
-        return class_weights(labels, self.num_outputs)[labels].astype(np.float32)
+        """Each sample's class weight: every class present alike, or "no logo" its own share."""
+        weights = class_weights(
+            labels, self.num_outputs, no_logo_share=self.options.no_logo_weight_share
+        )
+        return weights[labels].astype(np.float32)
 
     def _fit_head(self, train: fitting.Arrays, validation: fitting.Arrays) -> None:
         """Fit the head on pooled features (fast: the backbone does not run)."""

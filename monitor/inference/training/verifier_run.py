@@ -134,6 +134,7 @@ def train_verifier(
             epochs_finetune=options.verifier_epochs_finetune,
             finetune_learning_rate=options.verifier_learning_rate,
             finetune_warmup_epochs=VERIFIER_WARMUP_EPOCHS,
+            no_logo_weight_share=options.verifier_no_logo_share,
         ),
         report=lambda step: report(replace(step, stage=f"verifier {step.stage}")),
     )
