@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.domain import Box
-from monitor.inference.calibration import fit_logistic
 
 SCORE_EPSILON = 1e-6
 FEATURES = ("detector score", "classifier logo probability")
@@ -134,20 +133,6 @@ def score_logit(scores: np.ndarray | Sequence[float]) -> np.ndarray:
     """logit(s), with s kept off 0 and 1 so certain scores stay finite."""
     clipped = np.clip(np.asarray(scores, dtype=np.float64), SCORE_EPSILON, 1 - SCORE_EPSILON)
     return np.log(clipped / (1 - clipped))
-
-
-def mixed_combination(
-    features: np.ndarray, correct: np.ndarray, *, detector_share: float
-) -> tuple[float, ...]:
-    """The combination weighing the two logits ``detector_share`` : 1 - ``detector_share``,
-    scaled and shifted by a logistic fit of ``correct`` so that it gives probabilities.
-
-    ``features`` are ``candidate_features`` of the candidates, ``correct`` whether each is right.
-    """
-    mix = np.array([detector_share, 1 - detector_share])
-    logits = np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURES)) @ mix
-    slope, intercept = fit_logistic(logits[:, np.newaxis], correct, prior=(1.0, 0.0))
-    return (slope * float(mix[0]), slope * float(mix[1]), intercept)
 
 
 def combined_probability(features: np.ndarray, combination: Sequence[float]) -> np.ndarray:

@@ -22,7 +22,6 @@ from monitor.inference.verification import (
     VerifierSettings,
     candidate_features,
     combined_probability,
-    mixed_combination,
     score_logit,
     verification_window,
 )
@@ -94,20 +93,6 @@ def test_a_logistic_fit_recovers_the_weights_that_made_the_outcomes() -> None:
     fitted = fit_logistic(features, outcomes, prior=(0.0, 1.0, 0.0))
     assert np.allclose(fitted, truth, atol=0.2)
     assert fit_logistic(features, np.ones(4000, bool), prior=(0.0, 1.0, 0.0)) == (0.0, 1.0, 0.0)
-
-
-def test_a_mixed_combination_keeps_its_mix_and_scales_it_into_probabilities() -> None:
-    rng = np.random.default_rng(1)
-    features = rng.normal(0, 2, size=(4000, 2))
-    # outcomes made by 3 x (0.25 detector + 0.75 classifier) - 1
-    probability = 1 / (1 + np.exp(-(3 * (features @ [0.25, 0.75]) - 1)))
-    outcomes = rng.random(4000) < probability
-    detector, classifier, intercept = mixed_combination(features, outcomes, detector_share=0.25)
-    assert classifier == pytest.approx(3 * detector)
-    assert (detector + classifier, intercept) == pytest.approx((3.0, -1.0), abs=0.25)
-    # the classifier alone: the detector's score no longer counts
-    alone = mixed_combination(features, outcomes, detector_share=0.0)
-    assert alone[0] == 0.0 and alone[1] > 0
 
 
 def test_score_logits_stay_finite_at_certain_scores() -> None:

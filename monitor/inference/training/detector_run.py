@@ -33,10 +33,10 @@ from PIL.Image import Image, Resampling
 
 from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
-    ThresholdChoice,
     choose_threshold,
     expected_calibration_error,
     fit_box_scale,
+    fit_logistic,
     fit_platt,
     platt_scaled,
 )
@@ -76,11 +76,11 @@ from monitor.inference.training.detector_losses import (
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.training.run import TrainingRun
 from monitor.inference.verification import (
+    IDENTITY_COMBINATION,
     LookedAgain,
     VerifierSettings,
     candidate_features,
     combined_probability,
-    mixed_combination,
 )
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
 from monitor.inference.windows import overlap_of_smaller
@@ -91,8 +91,6 @@ UPPER_LEARNING_SHARE = 0.1
 """The fine-tuned backbone learns at this share of the head's rate (it starts trained)."""
 WEIGHT_DECAY = 0.05
 BOX_LOSS_WEIGHT = 2.0
-DETECTOR_SHARES = tuple(step / 10 for step in range(11))
-"""The detector's share of the combination's logit tried on validation, the rest the classifier's."""
 VALIDATE_FROM = 0.5
 """Validation losses are measured from this share of the epochs on: under the cosine schedule
 the loss falls until the last epochs, so a pass over the validation photos before then would only
@@ -429,15 +427,7 @@ class DetectorRun:
         result: dict[str, Any],
         count: PictureCount,
     ) -> tuple[list[float], list[bool], list[float]]:
-        """Temperature and combination of the verifier; the best answers they give on validation.
-
-        The combination weighs the two scores' logits by the detector's share (``DETECTOR_SHARES``)
-        that gives the best validation accuracy at the allowed false positives, judged on each
-        picture's best candidate as the threshold is; a logistic fit on every validation
-        candidate then scales that mix into a probability. (A logistic fit of both weights at
-        once serves every candidate's probability, not the picture's answer: the second and
-        third candidates on a logo, boxed wrong, taught it to lean on the detector's score.)
-        """
+        """Temperature and combination of the verifier; the best answers they give on validation."""
         assert self.verifier_run is not None and self.verifier_settings is not None
         temperature = self.verifier_run.temperature_calibration()
         settings = replace(self.verifier_settings, temperature=temperature["temperature"])
@@ -448,47 +438,25 @@ class DetectorRun:
         )
         negative_looked = analyse_pictures(detector, negatives, max_pixels=max_pixels, count=count)
         features, correct = _looked_again_outcomes(logo_photos, logo_looked, negative_looked)
+        combination = fit_logistic(features, correct, prior=IDENTITY_COMBINATION)
+        self.verifier_settings = replace(settings, combination=combination)  # type: ignore[arg-type]
+        fitted = self.verifier_settings
         nms_iou = self.options.inference.nms_iou
 
-        def answers(combination: tuple[float, ...]) -> _MixOutcome:
-            fitted = replace(settings, combination=combination)
+        def detections(found: PhotoCandidates) -> list[Detection]:
+            return combined_candidates(found.looked_again, fitted, nms_iou=nms_iou).detections
 
-            def detections(found: PhotoCandidates) -> list[Detection]:
-                return combined_candidates(found.looked_again, fitted, nms_iou=nms_iou).detections
-
-            logo_scores, logo_right = _best_answers(
-                logo_photos, [detections(found) for found in logo_looked], (1.0, 0.0)
-            )
-            negative_scores = _best_scores(
-                [detections(found) for found in negative_looked], (1.0, 0.0)
-            )
-            choice = choose_threshold(
-                logo_scores=logo_scores,
-                logo_correct=logo_right,
-                no_logo_scores=negative_scores,
-                max_false_positive_rate=self.options.max_false_positive_rate,
-            )
-            return _MixOutcome(combination, choice, logo_scores, logo_right, negative_scores)
-
-        outcomes = {
-            share: answers(mixed_combination(features, correct, detector_share=share))
-            for share in DETECTOR_SHARES
-        }
-        share = _best_share(outcomes)
-        chosen = outcomes[share]
-        self.verifier_settings = replace(settings, combination=chosen.combination)
-        scores = combined_probability(features, chosen.combination)
+        logo_found = [detections(found) for found in logo_looked]
+        negative_found = [detections(found) for found in negative_looked]
+        scores = combined_probability(features, combination)
         result["verifier"] = {
             **temperature,
-            "detector_share": share,
-            "validation_accuracy_by_detector_share": {
-                str(value): round(outcome.choice.accuracy, 4) for value, outcome in outcomes.items()
-            },
-            "combination": [round(value, 4) for value in chosen.combination],
+            "combination": [round(value, 4) for value in combination],
             "validation_candidates": len(correct),
             "ece_combined": _ece(scores, np.asarray(correct, dtype=bool)),
         }
-        return chosen.logo_scores, chosen.logo_right, chosen.negative_scores
+        logo_scores, logo_right = _best_answers(logo_photos, logo_found, (1.0, 0.0))
+        return logo_scores, logo_right, _best_scores(negative_found, (1.0, 0.0))
 
     # --- results -----------------------------------------------------------------------------
 
@@ -770,32 +738,3 @@ def _ece(scores: np.ndarray, correct: np.ndarray) -> float | None:
     if len(scores) == 0:
         return None
     return round(expected_calibration_error(scores, correct), 4)
-
-
-@dataclass(frozen=True)
-class _MixOutcome:
-    """What one combination of the two scores answers on the validation pictures."""
-
-    combination: tuple[float, ...]
-    choice: ThresholdChoice
-    logo_scores: list[float]
-    logo_right: list[bool]
-    negative_scores: list[float]
-
-
-def _best_share(outcomes: dict[float, _MixOutcome]) -> float:
-    """The detector share with the best validation accuracy, then the fewest false positives;
-    of several alike, the middle one (a margin both ways)."""
-    best = max(outcome.choice.accuracy for outcome in outcomes.values())
-    tied = {
-        share: outcome
-        for share, outcome in outcomes.items()
-        if outcome.choice.accuracy >= best - 1e-12
-    }
-    fewest = min(outcome.choice.false_positive_rate for outcome in tied.values())
-    kept = sorted(
-        share
-        for share, outcome in tied.items()
-        if outcome.choice.false_positive_rate <= fewest + 1e-12
-    )
-    return kept[(len(kept) - 1) // 2]
