@@ -177,8 +177,9 @@ def class_weights(
 
     With ``no_logo_share``, the last class ("no logo") carries that share of the whole loss and
     the brands, still balanced among themselves, the rest. Balanced, "no logo" is one class of
-    28 and counts for under 4% of the loss, so a classifier learns brands well but calls nearly
-    every window a logo; a model that has to say "no logo" itself needs it to weigh more.
+    many, however many of the samples it holds, so a classifier learns the brands well but calls
+    nearly every window a logo; a model whose "no logo" answer decides what is reported needs it
+    to weigh more.
     """
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(np.float64)
     present = counts > 0
