@@ -28,6 +28,7 @@ from monitor.inference.training import (
     TrainingProgress,
     TrainOptions,
     class_weights,
+    loss_share,
     train_model,
 )
 from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
@@ -176,6 +177,10 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     )
     assert metrics["verifier"]["train_no_logo_windows"] > 0
     assert metrics["verifier"]["train_windows"] > metrics["verifier"]["train_no_logo_windows"]
+    # the option reached the fit: balanced over 3 brands, "no logo" would carry a quarter
+    assert metrics["verifier"]["train_no_logo_loss_share"] == pytest.approx(
+        FAST_DETECTOR.verifier_no_logo_share, abs=1e-3
+    )
     assert metrics["calibration"]["verifier"]["combination"] == pytest.approx(
         list(metadata.verifier.combination), abs=1e-4
     )
@@ -347,6 +352,14 @@ def test_a_no_logo_share_gives_the_last_class_that_share_of_the_loss() -> None:
     # balanced, "no logo" would carry a third (one of three present classes)
     balanced = class_weights(labels, 4)[labels]
     assert balanced[labels == 3].sum() == pytest.approx(balanced.sum() / 3)
+
+
+def test_the_loss_share_of_a_label_is_read_from_the_weights_trained_with() -> None:
+    labels = np.array([0, 1, 1, 2, 2, 2])
+    assert loss_share(labels, class_weights(labels, 3)[labels], 2) == pytest.approx(1 / 3, abs=1e-3)
+    shared = class_weights(labels, 3, no_logo_share=0.7)[labels]
+    assert loss_share(labels, shared, 2) == pytest.approx(0.7, abs=1e-3)
+    assert loss_share(labels, np.zeros(6), 2) is None
 
 
 def test_a_no_logo_share_without_both_kinds_of_samples_stays_balanced() -> None:

@@ -7,7 +7,7 @@ stages, with ``fitting``) only once the data is known to be good. Serving code i
 
 from __future__ import annotations
 
-from monitor.inference.training.data import class_weights
+from monitor.inference.training.data import class_weights, loss_share
 from monitor.inference.training.options import ModelInfo, TrainingProgress, TrainOptions
 from monitor.inference.training.recipe import train_model
 
@@ -16,5 +16,6 @@ __all__ = [
     "TrainOptions",
     "TrainingProgress",
     "class_weights",
+    "loss_share",
     "train_model",
 ]

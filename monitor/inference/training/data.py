@@ -196,6 +196,18 @@ def class_weights(
     return weights
 
 
+def loss_share(labels: np.ndarray, weights: np.ndarray, label: int) -> float | None:
+    """The share of a weighted loss that the samples of ``label`` carry; None when no sample weighs anything.
+
+    Recorded from the weights a run actually trained with, so a setting that never reached the
+    fit shows in the model's metrics rather than only, and faintly, in its scores.
+    """
+    total = float(np.sum(weights))
+    if total <= 0:
+        return None
+    return round(float(np.sum(weights[np.asarray(labels) == label])) / total, 4)
+
+
 def validation_negatives(
     photos: Sequence[LabeledPhoto], *, seed: int
 ) -> list[tuple[LabeledPhoto, Any]]:

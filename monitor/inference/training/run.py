@@ -29,6 +29,7 @@ from monitor.inference.training import fitting
 from monitor.inference.training.data import (
     PreparedData,
     class_weights,
+    loss_share,
     picture_chunks,
     validation_negatives,
 )
@@ -65,6 +66,7 @@ class TrainingRun:
         self.validation_logits: np.ndarray | None = None
         self.validation: fitting.Arrays | None = None
         self.hard_negative_summary: dict[str, Any] = {}
+        self.no_logo_loss_share: float | None = None
 
     # --- fitting ---------------------------------------------------------------------------------
 
@@ -87,6 +89,7 @@ class TrainingRun:
             if self.upper is None:
                 self._fit_head(train, validation)
             timings["hard_negatives"] = round(time.monotonic() - clock, 1)
+        self.no_logo_loss_share = loss_share(train.labels, train.weights, len(self.labels))
         if self.upper is not None:
             clock = time.monotonic()
             self._fit_finetune(train, validation)

@@ -143,6 +143,7 @@ def train_verifier(
     summary = {
         "train_windows": len(train_specs),
         "train_no_logo_windows": sum(spec.label == no_logo for spec in train_specs),
+        "train_no_logo_loss_share": run.no_logo_loss_share,
         "validation_windows": len(validation_specs),
         "stages": run.stage_summaries(),
         "timings_seconds": timings,
