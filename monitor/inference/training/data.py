@@ -197,7 +197,7 @@ def class_weights(
 
 
 def loss_share(labels: np.ndarray, weights: np.ndarray, label: int) -> float | None:
-    """The share of a weighted loss that the samples of ``label`` carry; None when no sample weighs anything.
+    """The share of a weighted loss that the samples of ``label`` carry (None if nothing weighs).
 
     Recorded from the weights a run actually trained with, so a setting that never reached the
     fit shows in the model's metrics rather than only, and faintly, in its scores.
