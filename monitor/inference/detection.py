@@ -31,6 +31,7 @@ from monitor.inference.verification import (
     candidate_features,
     combined_probability,
     verification_window,
+    with_fused_brand,
 )
 from monitor.inference.windows import (
     iou,
@@ -63,11 +64,13 @@ class PhotoCandidates:
     """Every candidate logo of one photo, calibrated, most probable first (photo pixels).
 
     ``looked_again`` holds the verified candidates' parts (empty without a verifier), for
-    calibration to fit the combination on.
+    calibration to fit the combination on. ``brand_probabilities``, when known, holds the
+    detector's brand softmax at each detection, in the same order.
     """
 
     detections: list[Detection]
     looked_again: tuple[LookedAgain, ...] = ()
+    brand_probabilities: tuple[tuple[float, ...], ...] = ()
 
 
 class LogoDetector:
@@ -156,8 +159,10 @@ class LogoDetector:
         # each photo's best candidates, with their boxes (a detector's candidates all have one)
         chosen = [
             [
-                (detection, detection.box)
-                for detection in candidates.detections
+                (detection, detection.box, brands)
+                for detection, brands in zip(
+                    candidates.detections, _brand_rows(candidates), strict=True
+                )
                 if detection.box is not None
             ][: settings.candidates]
             for candidates in found
@@ -167,7 +172,7 @@ class LogoDetector:
                 verification_window(
                     box, image.size, context=settings.context, min_side=settings.min_side
                 )
-                for _, box in pairs
+                for _, box, _ in pairs
             ]
             for image, pairs in zip(images, chosen, strict=True)
         ]
@@ -181,18 +186,26 @@ class LogoDetector:
         logits, _ = verify(np.concatenate(batches))
         probabilities = softmax(logits, settings.temperature)
         logo = logo_probabilities(probabilities, len(self.labels))
-        brands = probabilities[:, : len(self.labels)].argmax(axis=1)
+        brand_part = probabilities[:, : len(self.labels)]
+        classifier_brands = brand_part / np.maximum(brand_part.sum(axis=1, keepdims=True), 1e-12)
+        brands = classifier_brands.argmax(axis=1)
         results: list[PhotoCandidates] = []
         row = 0
         for pairs in chosen:
             looked = tuple(
-                LookedAgain(
-                    box=box,
-                    detector_score=detection.probability,
-                    brand=self.labels[int(brands[row + index])],
-                    logo_probability=float(logo[row + index]),
+                with_fused_brand(
+                    LookedAgain(
+                        box=box,
+                        detector_score=detection.probability,
+                        brand=self.labels[int(brands[row + index])],
+                        logo_probability=float(logo[row + index]),
+                        classifier_brands=tuple(float(v) for v in classifier_brands[row + index]),
+                        detector_brands=detector_brands,
+                    ),
+                    self.labels,
+                    settings.brand_fusion,
                 )
-                for index, (detection, box) in enumerate(pairs)
+                for index, (detection, box, detector_brands) in enumerate(pairs)
             )
             row += len(pairs)
             results.append(
@@ -219,7 +232,19 @@ class LogoDetector:
             for peak, score in zip(peaks, scores, strict=True)
         ]
         merged = non_maximum_suppression(detections, iou_threshold=self.metadata.inference.nms_iou)
-        return PhotoCandidates(_merge_across_brands(merged))
+        kept = _merge_across_brands(merged)
+        # suppression keeps the very objects it was given: each kept one finds its peak by identity
+        peak_of = {id(detection): peak for detection, peak in zip(detections, peaks, strict=True)}
+        return PhotoCandidates(
+            kept, brand_probabilities=tuple(peak_of[id(item)].brand_probabilities for item in kept)
+        )
+
+
+def _brand_rows(candidates: PhotoCandidates) -> Sequence[tuple[float, ...]]:
+    """The detector's brand probabilities of each detection, empty ones where not known."""
+    if len(candidates.brand_probabilities) == len(candidates.detections):
+        return candidates.brand_probabilities
+    return [() for _ in candidates.detections]
 
 
 def combined_candidates(

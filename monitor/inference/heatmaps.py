@@ -122,11 +122,16 @@ def _gaussian(
 
 @dataclass(frozen=True)
 class Peak:
-    """One candidate logo: its score, brand index and box in input pixels."""
+    """One candidate logo: its score, brand index and box in input pixels.
+
+    ``brand_probabilities`` is the detector's brand softmax at the peak's cell (the heatmap's
+    column there, divided by its objectness), which the second look can weigh with its own.
+    """
 
     score: float
     label: int
     box: tuple[float, float, float, float]
+    brand_probabilities: tuple[float, ...] = ()
 
 
 def find_peaks(heatmap: np.ndarray, box_map: np.ndarray, *, floor: float, limit: int) -> list[Peak]:
@@ -148,9 +153,20 @@ def find_peaks(heatmap: np.ndarray, box_map: np.ndarray, *, floor: float, limit:
             score=float(values[index]),
             label=int(labels[index]),
             box=box_at(box_map, int(rows[index]), int(columns[index])),
+            brand_probabilities=cell_brand_probabilities(
+                scores[int(rows[index]), int(columns[index])]
+            ),
         )
         for index in order
     ]
+
+
+def cell_brand_probabilities(column: np.ndarray) -> tuple[float, ...]:
+    """The brand softmax of one cell, from its heatmap column (objectness x softmax)."""
+    total = float(np.sum(column, dtype=np.float64))
+    if not total > 0:
+        return tuple(1.0 / len(column) for _ in column)
+    return tuple(float(value) / total for value in column)
 
 
 def box_at(box_map: np.ndarray, row: int, column: int) -> tuple[float, float, float, float]:

@@ -9,6 +9,7 @@ from monitor.inference.heatmaps import (
     STRIDE,
     TargetBox,
     box_at,
+    cell_brand_probabilities,
     find_peaks,
     grid_side,
     make_targets,
@@ -63,6 +64,15 @@ def test_peaks_are_local_maxima_above_the_floor_highest_first() -> None:
     peaks = find_peaks(heatmap, boxes, floor=0.05, limit=10)
     assert [(peak.label, round(peak.score, 2)) for peak in peaks] == [(0, 0.9), (1, 0.7)]
     assert len(find_peaks(heatmap, boxes, floor=0.05, limit=1)) == 1
+
+
+def test_a_peak_carries_the_brand_softmax_of_its_cell() -> None:
+    heatmap = np.zeros((4, 4, 3), dtype=np.float32)
+    heatmap[1, 1] = 0.8 * np.array([0.1, 0.6, 0.3])  # objectness 0.8 times the brand softmax
+    (peak, *_) = find_peaks(heatmap, np.zeros((4, 4, 4), np.float32), floor=0.05, limit=1)
+    assert peak.label == 1
+    assert peak.brand_probabilities == pytest.approx((0.1, 0.6, 0.3))
+    assert cell_brand_probabilities(np.zeros(4)) == (0.25, 0.25, 0.25, 0.25)
 
 
 def test_the_box_is_read_as_log_distances_from_the_cell_centre() -> None:

@@ -184,6 +184,10 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     assert metrics["calibration"]["verifier"]["combination"] == pytest.approx(
         list(metadata.verifier.combination), abs=1e-4
     )
+    # the brand fusion was fitted on validation candidates on logos, and saved as fitted
+    fusion = metrics["calibration"]["brand_fusion"]
+    assert fusion["weight"] == metadata.verifier.brand_fusion
+    assert set(fusion) == {"weight", "candidates_on_logos", "brand_right"}
     stages = list(dict.fromkeys(step.stage for step in steps))
     assert stages == [
         "reading",

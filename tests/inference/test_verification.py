@@ -22,8 +22,11 @@ from monitor.inference.verification import (
     VerifierSettings,
     candidate_features,
     combined_probability,
+    fit_brand_fusion,
+    fused_brand_logits,
     score_logit,
     verification_window,
+    with_fused_brand,
 )
 from tests.inference.conftest import TINY_LABELS, make_picture
 
@@ -95,6 +98,46 @@ def test_a_logistic_fit_recovers_the_weights_that_made_the_outcomes() -> None:
     assert fit_logistic(features, np.ones(4000, bool), prior=(0.0, 1.0, 0.0)) == (0.0, 1.0, 0.0)
 
 
+def _brand_votes(rng: np.random.Generator, truth: np.ndarray, *, brands: int) -> np.ndarray:
+    """A network's brand probabilities: a softmax of noisy logits leaning to the true brand."""
+    logits = rng.normal(0.0, 1.5, size=(len(truth), brands))
+    logits[np.arange(len(truth)), truth] += 2.0
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def test_the_brand_fusion_weighs_an_informative_detector_and_ignores_noise() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 5, 600)
+    classifier = _brand_votes(rng, truth, brands=5)
+    detector = _brand_votes(rng, truth, brands=5)
+    weight = fit_brand_fusion(classifier, detector, truth)
+    assert 0.3 <= weight <= 2.0
+    alone = (classifier.argmax(axis=1) == truth).mean()
+    fused = (fused_brand_logits(classifier, detector, weight).argmax(axis=1) == truth).mean()
+    assert fused > alone + 0.05
+    noise = rng.dirichlet(np.ones(5), size=len(truth))
+    assert fit_brand_fusion(classifier, noise, truth) <= 0.1
+    assert fit_brand_fusion(np.zeros((0, 5)), np.zeros((0, 5)), np.zeros(0)) == 0.0
+
+
+def test_the_fused_brand_is_the_one_both_networks_favour() -> None:
+    looked = LookedAgain(
+        box=(0, 0, 10, 10),
+        detector_score=0.5,
+        brand="acme",
+        logo_probability=0.9,
+        classifier_brands=(0.45, 0.40, 0.15),
+        detector_brands=(0.10, 0.80, 0.10),
+    )
+    labels = ["acme", "bolt", "cola"]
+    assert with_fused_brand(looked, labels, 0.0).brand == "acme"
+    assert with_fused_brand(looked, labels, 1.0).brand == "bolt"
+    # without the detector's probabilities (a model written before them) the brand stays
+    bare = replace(looked, detector_brands=())
+    assert with_fused_brand(bare, labels, 1.0) == bare
+
+
 def test_score_logits_stay_finite_at_certain_scores() -> None:
     assert np.isfinite(score_logit([0.0, 1.0])).all()
 
@@ -104,6 +147,8 @@ def test_bad_settings_are_refused() -> None:
         VerifierSettings(context=0.5)
     with pytest.raises(ValueError, match="temperature"):
         VerifierSettings(temperature=0.0)
+    with pytest.raises(ValueError, match="brand_fusion"):
+        VerifierSettings(brand_fusion=-1.0)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +179,12 @@ def test_the_verifier_names_the_brand_and_gives_the_probability(
         # at most the verified candidates, each one of them, with the classifier's answer
         assert len(candidates.detections) <= len(candidates.looked_again) <= 2
         looked = {item.box: item for item in candidates.looked_again}
+        for item in candidates.looked_again:
+            assert len(item.classifier_brands) == len(item.detector_brands) == len(TINY_LABELS)
+            assert sum(item.classifier_brands) == pytest.approx(1.0)
+            assert sum(item.detector_brands) == pytest.approx(1.0)
+            # at weight 0 the classifier names the brand
+            assert item.brand == TINY_LABELS[int(np.argmax(item.classifier_brands))]
         for detection in candidates.detections:
             assert detection.box is not None
             item = looked[detection.box]
@@ -184,3 +235,33 @@ def test_bad_verifier_metadata_is_a_clear_error(
     (tmp_path / METADATA_FILE).write_text(json.dumps(data))
     with pytest.raises(ModelError, match="invalid verifier settings"):
         read_metadata(tmp_path)
+
+
+def test_a_verifier_written_before_the_brand_fusion_names_the_classifier_brand(
+    verified_detector_dir: Path, tmp_path: Path
+) -> None:
+    data = json.loads((verified_detector_dir / METADATA_FILE).read_text())
+    del data["verifier"]["brand_fusion"]
+    (tmp_path / METADATA_FILE).write_text(json.dumps(data))
+    verifier = read_metadata(tmp_path).verifier
+    assert verifier is not None and verifier.brand_fusion == 0.0
+
+
+def test_a_fitted_brand_fusion_names_the_brand_both_networks_favour(
+    verified_detector_dir: Path,
+) -> None:
+    detector = load_classifier(verified_detector_dir, runtime="keras")
+    assert isinstance(detector, LogoDetector)
+    fused = LogoDetector(
+        metadata=replace(detector.metadata, verifier=replace(TINY_VERIFIER, brand_fusion=2.0)),
+        predict=detector._predict,
+        verify=detector._verify,
+    )
+    pictures = [make_picture(160, 120, seed) for seed in range(6)]
+    looked = [item for found in fused.analyse(pictures) for item in found.looked_again]
+    assert looked
+    for item in looked:
+        logits = fused_brand_logits(
+            np.array([item.classifier_brands]), np.array([item.detector_brands]), 2.0
+        )
+        assert item.brand == TINY_LABELS[int(logits.argmax())]

@@ -43,6 +43,7 @@ from monitor.inference.calibration import (
 from monitor.inference.classifier import keras_detector_predict_function, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.detection import (
+    MATCH_IOU,
     NESTED_SHARE,
     LogoDetector,
     PhotoCandidates,
@@ -81,9 +82,12 @@ from monitor.inference.verification import (
     VerifierSettings,
     candidate_features,
     combined_probability,
+    fit_brand_fusion,
+    fused_brand_logits,
+    with_fused_brand,
 )
 from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
-from monitor.inference.windows import overlap_of_smaller
+from monitor.inference.windows import iou, overlap_of_smaller
 
 REPRESENTATIVE_PHOTOS = 64
 REPORT_EVERY_STEPS = 5
@@ -437,6 +441,12 @@ class DetectorRun:
             detector, [(photo, None) for photo in logo_photos], max_pixels=max_pixels, count=count
         )
         negative_looked = analyse_pictures(detector, negatives, max_pixels=max_pixels, count=count)
+        if self.options.verifier_fuse_brands:
+            fusion = _fit_brand_fusion(logo_photos, logo_looked, self.labels)
+            result["brand_fusion"] = fusion
+            settings = replace(settings, brand_fusion=fusion["weight"])
+            logo_looked = [_fused(found, self.labels, settings) for found in logo_looked]
+            negative_looked = [_fused(found, self.labels, settings) for found in negative_looked]
         features, correct = _looked_again_outcomes(logo_photos, logo_looked, negative_looked)
         combination = fit_logistic(features, correct, prior=IDENTITY_COMBINATION)
         self.verifier_settings = replace(settings, combination=combination)  # type: ignore[arg-type]
@@ -688,6 +698,49 @@ def _looked_again_outcomes(
         looked.extend(found.looked_again)
         correct.extend(False for _ in found.looked_again)
     return candidate_features(looked), np.array(correct, dtype=bool)
+
+
+def _fit_brand_fusion(
+    logo_photos: Sequence[LabeledPhoto],
+    logo_found: Sequence[PhotoCandidates],
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    """The detector's weight in naming brands, fitted on validation candidates on a logo.
+
+    A candidate is on a logo when its box overlaps it by IoU >= 0.5, whatever brand either
+    network named; its label is that logo's brand. Also reports how many of them each way names
+    right.
+    """
+    classifier: list[tuple[float, ...]] = []
+    detector: list[tuple[float, ...]] = []
+    truth: list[int] = []
+    for photo, found in zip(logo_photos, logo_found, strict=True):
+        logos = photo.logo_boxes()
+        for item in found.looked_again:
+            on = [logo for logo in logos if iou(item.box, logo.box) >= MATCH_IOU]
+            if on and item.classifier_brands and item.detector_brands:
+                classifier.append(item.classifier_brands)
+                detector.append(item.detector_brands)
+                truth.append(labels.index(on[0].brand))
+    weight = fit_brand_fusion(np.array(classifier), np.array(detector), np.array(truth))
+    right = {}
+    for name, value in (("classifier_alone", 0.0), ("fused", weight)):
+        if truth:
+            logits = fused_brand_logits(np.array(classifier), np.array(detector), value)
+            right[name] = round(float(np.mean(logits.argmax(axis=1) == np.array(truth))), 4)
+    return {"weight": weight, "candidates_on_logos": len(truth), "brand_right": right}
+
+
+def _fused(
+    found: PhotoCandidates, labels: Sequence[str], settings: VerifierSettings
+) -> PhotoCandidates:
+    """``found`` with each looked-again candidate naming its fused brand."""
+    return replace(
+        found,
+        looked_again=tuple(
+            with_fused_brand(item, labels, settings.brand_fusion) for item in found.looked_again
+        ),
+    )
 
 
 def _candidate_outcomes(

@@ -83,6 +83,7 @@ class TrainOptions:
     verifier_epochs_finetune: int = 8
     verifier_learning_rate: float = 3e-4
     verifier_no_logo_share: float = 0.5
+    verifier_fuse_brands: bool = True
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
