@@ -57,11 +57,12 @@ def train(
     architecture: Annotated[
         str,
         typer.Option(
-            help="'windows': the classifier on a photo's windows (the default, the most accurate "
-            "today); 'detector': the one-pass detector (best with logo boxes; photos of a "
-            "folder per brand stand whole for their logo)."
+            help="'auto' (the default): the one-pass detector for a dataset with logo boxes, "
+            "the window classifier for a folder per brand; 'detector': the one-pass detector "
+            "(photos of a folder per brand stand whole for their logo); 'windows': the "
+            "classifier on a photo's windows."
         ),
-    ] = "windows",
+    ] = "auto",
 ) -> None:
     """Train a logo model (MobileNetV2 transfer learning) into a new model directory."""
     from monitor.inference.training import TrainOptions, train_model

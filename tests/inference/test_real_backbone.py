@@ -98,9 +98,9 @@ def test_the_detector_learns_real_logos_and_its_int8_file_agrees(
     chosen = [line for line in lines if line.split()[1] in brands]
     (subset / "annotations.txt").write_text("\n".join(chosen) + "\n")
     (subset / "images").symlink_to((flickr / "images").resolve())
+    # default options otherwise: a dataset with boxes trains the detector
     options = replace(
         TrainOptions(),
-        architecture="detector",
         detector_input_size=256,
         detector_epochs=30,
         detector_batch_size=8,

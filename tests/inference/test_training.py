@@ -29,11 +29,13 @@ from monitor.inference.training import (
     TrainOptions,
     class_weights,
     loss_share,
+    resolved_architecture,
     train_model,
 )
 from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
 
 FAST = TrainOptions(
+    architecture="windows",
     epochs_head=2,
     epochs_finetune=1,
     image_size=32,
@@ -118,7 +120,8 @@ def test_progress_goes_through_every_stage_in_order(
 
 
 FAST_DETECTOR = TrainOptions(
-    architecture="detector",
+    # the default: a dataset with boxes trains the detector
+    architecture="auto",
     backbone_weights="random",
     detector_input_size=64,
     detector_epochs=3,
@@ -225,10 +228,22 @@ def test_the_trained_detector_loads_and_classifies(
         assert 0 <= detection.box[0] < detection.box[2] <= 200
 
 
+def test_the_default_architecture_follows_the_dataset() -> None:
+    assert TrainOptions().architecture == "auto"
+    chosen = {
+        layout: resolved_architecture(TrainOptions(), dataset_layout=layout).architecture
+        for layout in ("flickr", "folders")
+    }
+    assert chosen == {"flickr": "detector", "folders": "windows"}
+    asked = TrainOptions(architecture="detector")
+    assert resolved_architecture(asked, dataset_layout="folders") == asked
+
+
 def test_brand_folders_train_the_detector_with_each_photo_as_its_box(tmp_path: Path) -> None:
-    assert TrainOptions().architecture == "windows"
     dataset = write_brand_folders(tmp_path / "set", per_brand=6)
-    options = replace(FAST_DETECTOR, detector_epochs=1, validation_fraction=0.34)
+    options = replace(
+        FAST_DETECTOR, architecture="detector", detector_epochs=1, validation_fraction=0.34
+    )
     train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
     metadata = read_metadata(tmp_path / "model")
     assert metadata.architecture == "detector" and not metadata.knows_no_logo
@@ -243,9 +258,13 @@ def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> N
     negatives.mkdir()
     for index in range(3):
         draw_photo((80, 60), [], seed=index).save(negatives / f"{index}.jpg")
-    options = replace(FAST, epochs_finetune=0, negatives_dir=negatives, test_fraction=0.0)
+    options = replace(
+        FAST, architecture="auto", epochs_finetune=0, negatives_dir=negatives, test_fraction=0.0
+    )
     info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
     assert info.labels == ("acme", "globex")
+    # by default a folder per brand (no boxes) trains the window classifier
+    assert read_metadata(info.model_dir).architecture == "windows"
     assert "finetune" not in info.metrics["stages"]
     assert info.metrics["samples"]["train_no_logo"] > 0
     assert load_classifier(info.model_dir).version == info.version

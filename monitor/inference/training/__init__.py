@@ -8,7 +8,12 @@ stages, with ``fitting``) only once the data is known to be good. Serving code i
 from __future__ import annotations
 
 from monitor.inference.training.data import class_weights, loss_share
-from monitor.inference.training.options import ModelInfo, TrainingProgress, TrainOptions
+from monitor.inference.training.options import (
+    ModelInfo,
+    TrainingProgress,
+    TrainOptions,
+    resolved_architecture,
+)
 from monitor.inference.training.recipe import train_model
 
 __all__ = [
@@ -17,5 +22,6 @@ __all__ = [
     "TrainingProgress",
     "class_weights",
     "loss_share",
+    "resolved_architecture",
     "train_model",
 ]

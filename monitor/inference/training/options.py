@@ -7,12 +7,14 @@ options, and show progress, without importing either.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from monitor.exceptions import ConfigurationError
 from monitor.inference.model_dir import InferenceSettings
+
+ARCHITECTURES = ("auto", "windows", "detector")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class TrainOptions:
     every model measured. ``no_logo_weight_share`` is the share of the loss the "no logo" samples
     carry (None: every class alike, "no logo" being one of them).
 
+    ``architecture="auto"`` (the default) trains the one-pass detector on a dataset with logo
+    boxes (the FlickrLogos layout) and the window classifier on a folder per brand, whose photos
+    have no boxes for a detector to learn where logos are from (``resolved_architecture``).
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
     epochs, batch and learning rate) and, when the data has logo-free regions, its second look
     (``verifier``): a window classifier at ``verifier_input_size`` pixels on windows
@@ -69,7 +74,7 @@ class TrainOptions:
     no_logo_weight_share: float | None = None
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     max_image_pixels: int = 50_000_000
-    architecture: str = "windows"
+    architecture: str = "auto"
     detector_input_size: int = 352
     detector_epochs: int = 20
     detector_batch_size: int = 16
@@ -89,6 +94,18 @@ class TrainOptions:
         problems = _option_problems(self)
         if problems:
             raise ConfigurationError("invalid training options: " + "; ".join(problems))
+
+
+def resolved_architecture(options: TrainOptions, *, dataset_layout: str) -> TrainOptions:
+    """``options`` with ``auto`` made concrete for a dataset of ``dataset_layout``.
+
+    Boxes ("flickr") train the detector: it finds small logos and boxes them at a fraction of the
+    window classifier's cost. A folder per brand has no boxes, so the detector could only learn
+    each photo whole as its logo, which the window classifier's windows already do.
+    """
+    if options.architecture != "auto":
+        return options
+    return replace(options, architecture="detector" if dataset_layout == "flickr" else "windows")
 
 
 def _option_problems(options: TrainOptions) -> list[str]:
@@ -120,8 +137,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("max_context must be at least 1")
     if not 0 <= options.max_false_positive_rate <= 1:
         problems.append("max_false_positive_rate must be in [0, 1]")
-    if options.architecture not in ("windows", "detector"):
-        problems.append("architecture must be 'windows' or 'detector'")
+    if options.architecture not in ARCHITECTURES:
+        problems.append("architecture must be 'auto', 'windows' or 'detector'")
     if not 64 <= options.detector_input_size <= 1024 or options.detector_input_size % 32:
         problems.append("detector_input_size must be a multiple of 32 between 64 and 1024")
     if options.detector_epochs < 1:

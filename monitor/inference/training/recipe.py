@@ -20,7 +20,9 @@ The recipe, step by step (each measured on FlickrLogos-27; see ``bench/train_fli
    classifier exactly as it runs in use.
 6. Save one Keras model on raw pixels, its metadata, metrics, training curve and split.
 
-``architecture="detector"`` trains the one-pass detector instead (steps 2-5 are
+With ``architecture="auto"`` (the default) a dataset with logo boxes trains the detector and a
+folder per brand the window classifier. ``architecture="detector"`` trains the one-pass detector
+instead (steps 2-5 are
 ``monitor.inference.training.detector_run``): views of whole photos, the backbone's top blocks and
 a feature-pyramid head fitted on the boxes, Platt-calibrated peak scores, and an int8 LiteRT file
 beside the Keras model. Then its second look (``monitor.inference.training.verifier_run``): a
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.exceptions import ConfigurationError
+from monitor.inference.datasets import detect_layout
 from monitor.inference.model_dir import (
     BACKBONE_NAME,
     CURVE_FILE,
@@ -62,6 +65,7 @@ from monitor.inference.training.options import (
     TrainingProgress,
     TrainOptions,
     no_progress,
+    resolved_architecture,
 )
 
 
@@ -82,6 +86,7 @@ def train_model(
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     report(TrainingProgress("reading", 0, 1, message=f"reading {dataset_dir}"))
+    options = resolved_architecture(options, dataset_layout=detect_layout(Path(dataset_dir)))
     prepared = prepare_data(Path(dataset_dir), options)
     for warning in prepared.warnings:
         report(TrainingProgress("reading", 0, 1, warning=warning))
