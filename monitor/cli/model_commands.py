@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from monitor.cli.progress import PlainProgress
     from monitor.inference.evaluation import EvaluationReport
-    from monitor.inference.training import ModelInfo, TrainingProgress
+    from monitor.inference.training import ModelInfo, TrainingProgress, TrainOptions
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -80,6 +80,7 @@ def train(
         seed=seed,
         architecture=architecture,
     )
+    _refuse_window_flags_for_a_detector(dataset, options, chosen)
     with training_progress() as progress:
         task = progress.add_task("starting", total=None, detail="")
 
@@ -100,6 +101,28 @@ def train(
 
         info = train_model(dataset_dir=dataset, out_dir=out, options=options, progress=show)
     _print_training_summary(info)
+
+
+def _refuse_window_flags_for_a_detector(
+    dataset: Path, options: TrainOptions, chosen: dict[str, Any]
+) -> None:
+    """Refuse the window classifier's flags where the detector would be trained without them."""
+    from monitor.inference.datasets import detect_layout
+    from monitor.inference.training import resolved_architecture
+
+    given = [f"--{name.replace('_', '-')}" for name, value in chosen.items() if value is not None]
+    if not given or options.architecture == "windows":
+        return
+    if (
+        resolved_architecture(options, dataset_layout=detect_layout(dataset)).architecture
+        != "detector"
+    ):
+        return
+    raise ConfigurationError(
+        f"{', '.join(given)} set the window classifier's training, but the one-pass detector is "
+        "trained here (the default for a dataset with logo boxes); add --architecture windows "
+        "to train the window classifier with them"
+    )
 
 
 def training_progress() -> Progress | PlainProgress:

@@ -15,7 +15,7 @@ from monitor.config import get_settings
 from monitor.exceptions import ConfigurationError, ModelError
 from monitor.inference.model_dir import read_metadata
 from monitor.inference.tiny import write_tiny_model
-from tests.inference.factories import draw_photo, write_brand_folders
+from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
 
 LABELS = ["acme", "globex"]
 
@@ -208,3 +208,16 @@ def test_train_with_bad_options_is_a_configuration_error(app: typer.Typer, tmp_p
         ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs-head", "0"],
     )
     assert isinstance(result.exception, ConfigurationError)
+
+
+def test_window_flags_for_a_dataset_that_trains_the_detector_are_refused(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    dataset = write_flickr_dataset(tmp_path / "set", photos_per_brand=2)
+    arguments = ["train", "--dataset", str(dataset), "--out", str(tmp_path / "m")]
+    result = CliRunner().invoke(app, [*arguments, "--image-size", "96"])
+    assert isinstance(result.exception, ConfigurationError)
+    assert "--image-size" in str(result.exception) and "--architecture windows" in str(
+        result.exception
+    )
+    assert not (tmp_path / "m").exists()
