@@ -64,8 +64,9 @@ class PhotoCandidates:
     """Every candidate logo of one photo, calibrated, most probable first (photo pixels).
 
     ``looked_again`` holds the verified candidates' parts (empty without a verifier), for
-    calibration to fit the combination on. ``brand_probabilities``, when known, holds the
-    detector's brand softmax at each detection, in the same order.
+    calibration to fit the combination on. ``brand_probabilities`` holds the detector's brand
+    softmax at each detection, in the same order, as the detector's own candidates are made
+    (the second look reads it); candidates after the second look leave it empty.
     """
 
     detections: list[Detection]
@@ -161,7 +162,7 @@ class LogoDetector:
             [
                 (detection, detection.box, brands)
                 for detection, brands in zip(
-                    candidates.detections, _brand_rows(candidates), strict=True
+                    candidates.detections, candidates.brand_probabilities, strict=True
                 )
                 if detection.box is not None
             ][: settings.candidates]
@@ -238,13 +239,6 @@ class LogoDetector:
         return PhotoCandidates(
             kept, brand_probabilities=tuple(peak_of[id(item)].brand_probabilities for item in kept)
         )
-
-
-def _brand_rows(candidates: PhotoCandidates) -> Sequence[tuple[float, ...]]:
-    """The detector's brand probabilities of each detection, empty ones where not known."""
-    if len(candidates.brand_probabilities) == len(candidates.detections):
-        return candidates.brand_probabilities
-    return [() for _ in candidates.detections]
 
 
 def combined_candidates(

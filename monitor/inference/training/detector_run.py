@@ -722,13 +722,22 @@ def _fit_brand_fusion(
                 classifier.append(item.classifier_brands)
                 detector.append(item.detector_brands)
                 truth.append(labels.index(on[0].brand))
-    weight = fit_brand_fusion(np.array(classifier), np.array(detector), np.array(truth))
-    right = {}
-    for name, value in (("classifier_alone", 0.0), ("fused", weight)):
-        if truth:
-            logits = fused_brand_logits(np.array(classifier), np.array(detector), value)
-            right[name] = round(float(np.mean(logits.argmax(axis=1) == np.array(truth))), 4)
+    arrays = (np.array(classifier), np.array(detector), np.array(truth))
+    weight = fit_brand_fusion(*arrays)
+    right = {
+        name: _named_right_share(*arrays, weight=value)
+        for name, value in (("classifier_alone", 0.0), ("fused", weight))
+        if truth
+    }
     return {"weight": weight, "candidates_on_logos": len(truth), "brand_right": right}
+
+
+def _named_right_share(
+    classifier: np.ndarray, detector: np.ndarray, truth: np.ndarray, *, weight: float
+) -> float:
+    """The share of candidates whose brand fused at ``weight`` is their logo's."""
+    named = fused_brand_logits(classifier, detector, weight).argmax(axis=1)
+    return round(float(np.mean(named == truth)), 4)
 
 
 def _fused(
