@@ -16,6 +16,7 @@ from monitor.inference.detection import LogoDetector, combined_candidates
 from monitor.inference.model_dir import METADATA_FILE, VERIFIER_FILE, read_metadata
 from monitor.inference.tiny import write_tiny_detector
 from monitor.inference.verification import (
+    BRAND_FUSION_LIMIT,
     FEATURES,
     IDENTITY_COMBINATION,
     LookedAgain,
@@ -253,15 +254,30 @@ def test_a_fitted_brand_fusion_names_the_brand_both_networks_favour(
     detector = load_classifier(verified_detector_dir, runtime="keras")
     assert isinstance(detector, LogoDetector)
     fused = LogoDetector(
-        metadata=replace(detector.metadata, verifier=replace(TINY_VERIFIER, brand_fusion=2.0)),
+        metadata=replace(
+            detector.metadata, verifier=replace(TINY_VERIFIER, brand_fusion=BRAND_FUSION_LIMIT)
+        ),
         predict=detector._predict,
         verify=detector._verify,
     )
-    pictures = [make_picture(160, 120, seed) for seed in range(6)]
-    looked = [item for found in fused.analyse(pictures) for item in found.looked_again]
+    pictures = [make_picture(160, 120, seed) for seed in range(12)]
+    analysed = fused.analyse(pictures)
+    looked = [item for found in analysed for item in found.looked_again]
     assert looked
     for item in looked:
         logits = fused_brand_logits(
-            np.array([item.classifier_brands]), np.array([item.detector_brands]), 2.0
+            np.array([item.classifier_brands]), np.array([item.detector_brands]), BRAND_FUSION_LIMIT
         )
         assert item.brand == TINY_LABELS[int(logits.argmax())]
+    # what classify answers (as monitor classify and the workers read it) is the fused brand,
+    # and for some detections it is not the one the classifier alone would name
+    answered = fused.classify(pictures, threshold=0.0)
+    changed = 0
+    for detections, found in zip(answered, analysed, strict=True):
+        by_box = {item.box: item for item in found.looked_again}
+        assert [d.brand for d in detections] == [by_box[d.box].brand for d in detections]
+        changed += sum(
+            d.brand != TINY_LABELS[int(np.argmax(by_box[d.box].classifier_brands))]
+            for d in detections
+        )
+    assert changed > 0
