@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -126,6 +127,7 @@ FAST_DETECTOR = TrainOptions(
     detector_input_size=64,
     detector_epochs=3,
     detector_batch_size=4,
+    detector_head_width=24,
     verifier_input_size=48,
     verifier_epochs_head=2,
     verifier_epochs_finetune=1,
@@ -168,6 +170,8 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     assert metadata.architecture == "detector"
     assert metadata.verifier is not None and metadata.verifier.input_size == 48
     assert metadata.input_size == 64 and metadata.knows_no_logo
+    saved = keras.models.load_model(model_dir / MODEL_FILE, compile=False)
+    assert saved.get_layer("head").get_layer("lateral_0").filters == 24
     assert 0 <= metadata.no_logo_threshold <= 1
     metrics = json.loads((model_dir / METRICS_FILE).read_text())
     assert metrics["stages"]["detector_head"]["epochs"] == 3
@@ -350,6 +354,8 @@ def test_missing_weights_file_is_a_configuration_error(tmp_path: Path) -> None:
         ({"image_size": 8}, "image_size must be between"),
         ({"validation_fraction": 0.5, "test_fraction": 0.45}, "must leave photos"),
         ({"finetune_from_block": 17}, "finetune_from_block"),
+        ({"verifier_finetune_from_block": 0}, "verifier_finetune_from_block"),
+        ({"detector_head_width": 4}, "detector_head_width"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
     ],
 )

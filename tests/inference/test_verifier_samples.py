@@ -8,11 +8,13 @@ import numpy as np
 
 from monitor.inference.datasets import LabeledPhoto, LogoBox
 from monitor.inference.samples import NO_BOX, SampleSpec
+from monitor.inference.training.options import TrainOptions
 from monitor.inference.training.verifier_run import (
     Located,
     _candidate_spec,
     _jittered_window,
     _window_in_picture,
+    window_options,
 )
 from monitor.inference.verification import VerifierSettings
 
@@ -73,3 +75,20 @@ def test_jittered_windows_stay_inside_the_photo_and_near_the_logo() -> None:
         )
         assert 0 <= left < right <= 400 and 0 <= top < bottom <= 300
         assert left < 400 - 20 and top < 300 - 25  # the logo is still in view
+
+
+def test_the_second_look_trains_with_its_own_options_not_the_window_models() -> None:
+    options = TrainOptions(
+        finetune_from_block=9,
+        verifier_finetune_from_block=12,
+        epochs_finetune=8,
+        verifier_epochs_finetune=3,
+        image_size=224,
+        verifier_input_size=96,
+    )
+    windows = window_options(options)
+    assert windows.architecture == "windows"
+    assert windows.finetune_from_block == 12
+    assert windows.epochs_finetune == 3
+    assert windows.image_size == 96
+    assert windows.hard_negatives == 0

@@ -38,12 +38,13 @@ class TrainOptions:
     boxes (the FlickrLogos layout) and the window classifier on a folder per brand, whose photos
     have no boxes for a detector to learn where logos are from (``resolved_architecture``).
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
-    epochs, batch and learning rate) and, when the data has logo-free regions, its second look
-    (``verifier``): a window classifier at ``verifier_input_size`` pixels on windows
-    ``verifier_context`` times the box around the detector's ``verifier_candidates`` best
-    candidates, trained on the detector's own candidates plus ``verifier_jitters`` jittered windows
-    per logo, fine-tuned at ``verifier_learning_rate``, its "no logo" windows carrying
-    ``verifier_no_logo_share`` of its loss.
+    epochs, batch, learning rate and the width of its pyramid and head) and, when the data has
+    logo-free regions, its second look (``verifier``): a window classifier at
+    ``verifier_input_size`` pixels on windows ``verifier_context`` times the box around the
+    detector's ``verifier_candidates`` best candidates, trained on the detector's own candidates
+    plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
+    ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows
+    carrying ``verifier_no_logo_share`` of its loss.
     """
 
     epochs_head: int = 10
@@ -79,6 +80,7 @@ class TrainOptions:
     detector_epochs: int = 20
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
+    detector_head_width: int = 128
     verifier: bool = True
     verifier_input_size: int = 160
     verifier_context: float = 1.6
@@ -87,6 +89,7 @@ class TrainOptions:
     verifier_epochs_head: int = 8
     verifier_epochs_finetune: int = 8
     verifier_learning_rate: float = 3e-4
+    verifier_finetune_from_block: int = 9
     verifier_no_logo_share: float = 0.5
     verifier_fuse_brands: bool = True
 
@@ -125,8 +128,16 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("validation_fraction and test_fraction must be in [0, 1)")
     elif options.validation_fraction + options.test_fraction >= 0.9:
         problems.append("validation_fraction + test_fraction must leave photos to train on")
-    if not 1 <= options.finetune_from_block <= 16:
-        problems.append("finetune_from_block must be a MobileNetV2 block between 1 and 16")
+    if (
+        not 1 <= options.finetune_from_block <= 16
+        or not 1 <= options.verifier_finetune_from_block <= 16
+    ):
+        problems.append(
+            "finetune_from_block and verifier_finetune_from_block must be MobileNetV2 blocks "
+            "between 1 and 16"
+        )
+    if not 8 <= options.detector_head_width <= 512:
+        problems.append("detector_head_width must be between 8 and 512")
     if not 0 <= options.dropout_rate < 1:
         problems.append("dropout_rate must be in [0, 1)")
     if options.pooling not in ("average", "average_max"):

@@ -78,6 +78,22 @@ def settings_from(options: TrainOptions) -> VerifierSettings:
     )
 
 
+def window_options(options: TrainOptions) -> TrainOptions:
+    """The window classifier's training options for the second look the ``options`` ask for."""
+    return replace(
+        options,
+        architecture="windows",
+        image_size=options.verifier_input_size,
+        hard_negatives=0,
+        epochs_head=options.verifier_epochs_head,
+        epochs_finetune=options.verifier_epochs_finetune,
+        finetune_from_block=options.verifier_finetune_from_block,
+        finetune_learning_rate=options.verifier_learning_rate,
+        finetune_warmup_epochs=VERIFIER_WARMUP_EPOCHS,
+        no_logo_weight_share=options.verifier_no_logo_share,
+    )
+
+
 def train_verifier(
     *,
     prepared: PreparedData,
@@ -125,17 +141,7 @@ def train_verifier(
     )
     run = TrainingRun(
         prepared=replace(prepared, train_specs=train_specs, validation_specs=validation_specs),
-        options=replace(
-            options,
-            architecture="windows",
-            image_size=settings.input_size,
-            hard_negatives=0,
-            epochs_head=options.verifier_epochs_head,
-            epochs_finetune=options.verifier_epochs_finetune,
-            finetune_learning_rate=options.verifier_learning_rate,
-            finetune_warmup_epochs=VERIFIER_WARMUP_EPOCHS,
-            no_logo_weight_share=options.verifier_no_logo_share,
-        ),
+        options=window_options(options),
         report=lambda step: report(replace(step, stage=f"verifier {step.stage}")),
     )
     timings = run.fit()
