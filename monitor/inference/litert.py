@@ -1,5 +1,9 @@
 """The detector (and its verifier) as LiteRT (TFLite) int8 files, for CPU workers: export, run.
 
+Training also runs the frozen part of the backbone as a float32 LiteRT program
+(``float_program``): the same arithmetic as TensorFlow's to about 1e-4, in about half the time on
+a CPU.
+
 Training writes ``model_int8.tflite`` beside ``model.keras``: the same network, weights and
 activations quantized to 8 bits after training, calibrated on validation photos as serving sees
 them, with TensorFlow's converter; serving runs it with LiteRT's runtime (``ai-edge-litert``),
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +36,59 @@ def export_int8(
     ``representative`` gives letterboxed photos (size, size, 3), 0-255: the converter measures
     each layer's range on them, so they should be real photos like those served.
     """
+    samples = [np.asarray(sample, dtype=np.float32)[None] for sample in representative]
+    if not samples:
+        raise ValueError("int8 export needs representative photos to measure ranges on")
+
+    def quantize(converter: Any, tensorflow: Any) -> None:
+        converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample] for sample in samples)
+        converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tensorflow.uint8
+
+    data = _converted(model, input_shape=(input_size, input_size, 3), quantize=quantize)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def float_program(
+    model: Any, *, input_shape: tuple[int, ...], threads: int | None = None
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """``model`` (float32 in, a dict of float32 outputs) as a float32 LiteRT program on the CPU.
+
+    Nothing is quantized: LiteRT's CPU kernels (XNNPACK) run MobileNetV2's depthwise
+    convolutions about twice as fast as TensorFlow's on a few cores. ``input_shape`` leaves out
+    the batch, which may differ from call to call. The function is not thread-safe: call it from
+    one thread at a time.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = _converted(model, input_shape=input_shape, quantize=None)
+    interpreter = Interpreter(model_content=data, num_threads=threads)
+    (name,) = interpreter.get_signature_list()
+    runner = interpreter.get_signature_runner(name)
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = runner(**{INPUT_NAME: np.asarray(batch, dtype=np.float32)})
+        return {key: np.array(value) for key, value in outputs.items()}
+
+    return run
+
+
+def _converted(
+    model: Any, *, input_shape: tuple[int, ...], quantize: Callable[[Any, Any], None] | None
+) -> bytes:
+    """The LiteRT flatbuffer of ``model``.
+
+    ``quantize(converter, tensorflow)`` sets up the converter's quantization; without it the
+    program stays float32 and its batch is left open.
+    """
     from monitor.inference._tensorflow import import_tensorflow
 
     tensorflow = import_tensorflow()
     from keras import export as keras_export
 
-    samples = [np.asarray(sample, dtype=np.float32)[None] for sample in representative]
-    if not samples:
-        raise ValueError("int8 export needs representative photos to measure ranges on")
     with tempfile.TemporaryDirectory() as saved_model:
         archive = keras_export.ExportArchive()
         archive.track(model)
@@ -48,20 +97,17 @@ def export_int8(
             functools.partial(model.__call__, training=False),
             input_signature=[
                 tensorflow.TensorSpec(
-                    (1, input_size, input_size, 3), tensorflow.float32, name=INPUT_NAME
+                    (None if quantize is None else 1, *input_shape),
+                    tensorflow.float32,
+                    name=INPUT_NAME,
                 )
             ],
         )
         archive.write_out(saved_model, verbose=False)
         converter = tensorflow.lite.TFLiteConverter.from_saved_model(saved_model)
-        converter.optimizations = [tensorflow.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([sample] for sample in samples)
-        converter.target_spec.supported_ops = [tensorflow.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tensorflow.uint8
-        data = converter.convert()
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
+        if quantize is not None:
+            quantize(converter, tensorflow)
+        return bytes(converter.convert())
 
 
 class LiteRTModel:

@@ -75,3 +75,26 @@ def test_a_corrupt_int8_file_is_a_model_error(int8_detector_dir: Path, tmp_path:
     (copy / LITERT_FILE).write_bytes(b"TFL3 but not really a model")
     with pytest.raises(ModelError, match="LiteRT"):
         load_classifier(copy, runtime="litert")
+
+
+def test_a_float_program_gives_what_keras_gives_at_any_batch() -> None:
+    import keras
+
+    from monitor.inference.litert import float_program
+
+    pixels = keras.Input((32, 32, 3))
+    hidden = keras.layers.DepthwiseConv2D(3, padding="same")(pixels)
+    small = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu")(hidden)
+    model = keras.Model(pixels, {"full": hidden, "half": small})
+    program = float_program(model, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(4)
+    for batch in (1, 3):
+        inputs = rng.uniform(0, 255, (batch, 32, 32, 3)).astype(np.float32)
+        expected = model(inputs)
+        outputs = program(inputs)
+        assert set(outputs) == {"full", "half"}
+        for name in ("full", "half"):
+            assert outputs[name].shape == tuple(expected[name].shape)
+            np.testing.assert_allclose(
+                outputs[name], np.asarray(expected[name]), rtol=1e-4, atol=1e-3
+            )

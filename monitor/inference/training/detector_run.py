@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -45,6 +45,7 @@ from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.detection import (
     MATCH_IOU,
     NESTED_SHARE,
+    DetectorPredict,
     LogoDetector,
     PhotoCandidates,
     combined_candidates,
@@ -60,7 +61,8 @@ from monitor.inference.detector import (
 )
 from monitor.inference.heatmaps import make_targets
 from monitor.inference.letterbox import letterbox
-from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
+from monitor.inference.litert import float_program
+from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, HEATMAP_OUTPUT, ModelMetadata
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import render_all
 from monitor.inference.training.data import (
@@ -109,11 +111,17 @@ class TrainingPhoto:
     boxes: tuple[tuple[tuple[float, float, float, float], int], ...]
 
 
+LowerFeatures = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Pixel batches (0-255) to the frozen lower backbone's stride-8 and cut features."""
+
+
 @dataclass
 class Batch:
-    """A batch of views: pixels and the targets the losses compare the outputs with."""
+    """A batch of views: the frozen lower backbone's features of their pixels and the targets the
+    losses compare the outputs with."""
 
-    pixels: np.ndarray
+    stride_8: np.ndarray
+    cut: np.ndarray
     heatmap: np.ndarray
     heatmap_weight: np.ndarray
     box_target: np.ndarray
@@ -124,7 +132,8 @@ class Batch:
         return [
             tf.constant(array)
             for array in (
-                self.pixels,
+                self.stride_8,
+                self.cut,
                 self.heatmap,
                 self.heatmap_weight,
                 self.box_target,
@@ -166,12 +175,15 @@ class DetectorRun:
             input_size=self.size, weights=options.backbone_weights
         )
         self.lower, self.upper = split_feature_extractor(self.extractor)
-        self.head = build_detector_head(num_classes=len(self.labels), seed=options.seed)
+        self.head = build_detector_head(
+            num_classes=len(self.labels), width=options.detector_head_width, seed=options.seed
+        )
         self.epochs: list[EpochResult] = []
         self.best_epoch = 0
         self.verifier_run: TrainingRun | None = None
         self.verifier_settings: VerifierSettings | None = None
         self.box_scale = 1.0
+        self._fitted_predict: DetectorPredict | None = None
 
     # --- fitting -----------------------------------------------------------------------------
 
@@ -182,13 +194,16 @@ class DetectorRun:
         train = self._load(self.prepared.train_photos, "train")
         validation_photos = [photo for photo in self.prepared.validation_photos if photo.has_logo]
         validation = self._load(validation_photos, "validation")
+        lower = self._lower_features()
         validation_batches = [
-            self._batch([serving_view(photo.image, photo.boxes, self.size) for photo in chunk])
+            self._batch(
+                [serving_view(photo.image, photo.boxes, self.size) for photo in chunk], lower
+            )
             for chunk in _chunks(validation, self.options.detector_batch_size)
         ]
         timings["loading"] = round(time.monotonic() - clock, 1)
         clock = time.monotonic()
-        self._fit(train, validation_batches)
+        self._fit(train, validation_batches, lower)
         timings["fitting"] = round(time.monotonic() - clock, 1)
         return timings
 
@@ -216,12 +231,41 @@ class DetectorRun:
                 )
         return loaded
 
-    def _batch(self, views: Sequence[View]) -> Batch:
+    def _lower_features(self) -> LowerFeatures:
+        """The frozen lower backbone as a function on pixel batches, run once per view.
+
+        On a CPU as a float32 LiteRT program: the same numbers as TensorFlow's to about 1e-4 in
+        about half the time, and this pass is a third of each training step. On a GPU,
+        TensorFlow's own.
+        """
+        pixels = keras.Input((self.size, self.size, 3), name="pixels")
+        scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(pixels)
+        stride_8, cut = self.lower(scaled, training=False)
+        model = keras.Model(pixels, {"stride_8": stride_8, "cut": cut}, name="lower_features")
+        if tf.config.list_physical_devices("GPU"):
+            run = tf.function(lambda batch: model(batch, training=False))
+
+            def on_gpu(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                outputs = run(tf.constant(batch, dtype=tf.float32))
+                return np.asarray(outputs["stride_8"]), np.asarray(outputs["cut"])
+
+            return on_gpu
+        program = float_program(model, input_shape=(self.size, self.size, 3))
+
+        def on_cpu(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            outputs = program(batch)
+            return outputs["stride_8"], outputs["cut"]
+
+        return on_cpu
+
+    def _batch(self, views: Sequence[View], lower: LowerFeatures) -> Batch:
         targets = [
             make_targets(view.boxes, ignored=view.ignored, input_size=self.size) for view in views
         ]
+        stride_8, cut = lower(np.stack([view.pixels for view in views]))
         return Batch(
-            pixels=np.stack([view.pixels for view in views]),
+            stride_8=stride_8,
+            cut=cut,
             heatmap=np.stack([target.objectness[..., np.newaxis] for target in targets]),
             heatmap_weight=np.stack([target.heatmap_weight for target in targets]),
             box_target=np.stack([target.box_target for target in targets]),
@@ -230,12 +274,12 @@ class DetectorRun:
         )
 
     def _epoch_batches(
-        self, photos: Sequence[TrainingPhoto], rng: np.random.Generator
+        self, photos: Sequence[TrainingPhoto], rng: np.random.Generator, lower: LowerFeatures
     ) -> Iterator[Batch]:
         """One epoch of fresh views, every photo once in a random order, drawn a batch ahead.
 
-        Views are drawn on a second thread while TensorFlow trains on the batch before, so the
-        two cores spend no time waiting for Pillow.
+        Views are drawn, and the frozen lower backbone run on them, on a second thread while
+        TensorFlow trains on the batch before, so the cores spend no time waiting for Pillow.
         """
         order = rng.permutation(len(photos))
         size = self.options.detector_batch_size
@@ -250,7 +294,8 @@ class DetectorRun:
                         photos[index].image, photos[index].boxes, self.size, rng=view_rng
                     )
                     for index in chunk
-                ]
+                ],
+                lower,
             )
 
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -262,7 +307,9 @@ class DetectorRun:
                     pending = pool.submit(draw, chunks[number + 1], int(seeds[number + 1]))
                 yield batch
 
-    def _fit(self, train: Sequence[TrainingPhoto], validation: Sequence[Batch]) -> None:
+    def _fit(
+        self, train: Sequence[TrainingPhoto], validation: Sequence[Batch], lower: LowerFeatures
+    ) -> None:
         """Fit the upper backbone and head; keep the validated epoch with the lowest loss."""
         options = self.options
         steps_per_epoch = max(1, len(train) // options.detector_batch_size)
@@ -271,17 +318,15 @@ class DetectorRun:
         upper_optimizer = _optimizer(
             options.detector_learning_rate * UPPER_LEARNING_SHARE, total_steps
         )
-        train_step = _train_step_function(
-            self.lower, self.upper, self.head, head_optimizer, upper_optimizer
-        )
-        evaluate = _loss_function(self.lower, self.upper, self.head)
+        train_step = _train_step_function(self.upper, self.head, head_optimizer, upper_optimizer)
+        evaluate = _loss_function(self.upper, self.head)
         rng = np.random.default_rng([options.seed, 23])
         first_validated = math.ceil(options.detector_epochs * VALIDATE_FROM)
         best_weights = self._weights()
         best_value = np.inf
         for epoch in range(1, options.detector_epochs + 1):
             sums = np.zeros(len(LOSS_NAMES))
-            for step, batch in enumerate(self._epoch_batches(train, rng), start=1):
+            for step, batch in enumerate(self._epoch_batches(train, rng, lower), start=1):
                 losses = train_step(*batch.tensors())
                 sums += [float(value) for value in losses]
                 if step % REPORT_EVERY_STEPS == 0 or step == steps_per_epoch:
@@ -540,9 +585,29 @@ class DetectorRun:
             verify = keras_predict_function(self.verifier_run.final_model(), verifier.input_size)
         return LogoDetector(
             metadata=metadata,
-            predict=keras_detector_predict_function(self.final_model(), self.size),
+            predict=self._fitted_detector_predict(),
             verify=verify,
         )
+
+    def _fitted_detector_predict(self) -> DetectorPredict:
+        """The fitted detector on letterboxed batches, made once: its weights no longer change.
+
+        On a CPU as a float32 LiteRT program (twice TensorFlow's speed there; the box scale, the
+        second look's candidates and the calibration run it over some 2,500 pictures).
+        """
+        if self._fitted_predict is None:
+            model = self.final_model()
+            if tf.config.list_physical_devices("GPU"):
+                self._fitted_predict = keras_detector_predict_function(model, self.size)
+            else:
+                program = float_program(model, input_shape=(self.size, self.size, 3))
+
+                def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    outputs = program(batch)
+                    return outputs[HEATMAP_OUTPUT], outputs[BOX_OUTPUT]
+
+                self._fitted_predict = predict
+        return self._fitted_predict
 
     def curves(self) -> dict[str, list[float]]:
         """Per-epoch losses for the training-curve picture."""
@@ -593,11 +658,9 @@ def _optimizer(learning_rate: float, total_steps: int) -> keras.optimizers.Optim
 
 
 def _losses(
-    lower: keras.Model, upper: keras.Model, head: keras.Model, arrays: Sequence[Any], training: bool
+    upper: keras.Model, head: keras.Model, arrays: Sequence[Any], training: bool
 ) -> tuple[Any, Any, Any]:
-    pixels, objectness, heatmap_weight, box_target, box_weight, label_map = arrays
-    scaled = tf.cast(pixels, tf.float32) / 127.5 - 1.0
-    stride_8, cut = lower(scaled, training=False)
+    stride_8, cut, objectness, heatmap_weight, box_target, box_weight, label_map = arrays
     # batch norm keeps its ImageNet statistics (training=False) while the weights are fine-tuned
     stride_16, stride_32 = upper(cut, training=False)
     outputs = head([stride_8, stride_16, stride_32], training=training)
@@ -608,7 +671,6 @@ def _losses(
 
 
 def _train_step_function(
-    lower: keras.Model,
     upper: keras.Model,
     head: keras.Model,
     head_optimizer: keras.optimizers.Optimizer,
@@ -620,7 +682,7 @@ def _train_step_function(
     @tf.function(reduce_retracing=True)
     def step(*arrays: Any) -> Any:
         with tf.GradientTape() as tape:
-            heat_loss, box_loss, brand_loss = _losses(lower, upper, head, arrays, True)
+            heat_loss, box_loss, brand_loss = _losses(upper, head, arrays, True)
             loss = heat_loss + BOX_LOSS_WEIGHT * box_loss + brand_loss
         gradients = tape.gradient(loss, [*head_variables, *upper_variables])
         head_optimizer.apply_gradients(
@@ -634,10 +696,10 @@ def _train_step_function(
     return step
 
 
-def _loss_function(lower: keras.Model, upper: keras.Model, head: keras.Model) -> Any:
+def _loss_function(upper: keras.Model, head: keras.Model) -> Any:
     @tf.function(reduce_retracing=True)
     def losses(*arrays: Any) -> Any:
-        return _losses(lower, upper, head, arrays, False)
+        return _losses(upper, head, arrays, False)
 
     return losses
 
