@@ -1,8 +1,7 @@
 """The detector (and its verifier) as LiteRT (TFLite) int8 files, for CPU workers: export, run.
 
 Training also runs the frozen part of the backbone as a float32 LiteRT program
-(``float_program``): the same arithmetic as TensorFlow's to about 1e-4, in about half the time on
-a CPU.
+(``float_program``): the same arithmetic as TensorFlow's, to rounding, faster on a CPU.
 
 Training writes ``model_int8.tflite`` beside ``model.keras``: the same network, weights and
 activations quantized to 8 bits after training, calibrated on validation photos as serving sees
@@ -58,7 +57,7 @@ def float_program(
     """``model`` (float32 in, a dict of float32 outputs) as a float32 LiteRT program on the CPU.
 
     Nothing is quantized: LiteRT's CPU kernels (XNNPACK) run MobileNetV2's depthwise
-    convolutions about twice as fast as TensorFlow's on a few cores. ``input_shape`` leaves out
+    convolutions faster than TensorFlow's on a few cores (bench/lower_backbone.py measures it). ``input_shape`` leaves out
     the batch, which may differ from call to call. The function is not thread-safe: call it from
     one thread at a time.
     """

@@ -5,7 +5,8 @@ The recipe (``monitor.inference.training.recipe`` describes where it sits):
 1. Every photo is decoded once and kept in memory, shrunk to the most pixels a view needs.
 2. Each epoch draws fresh views of every training photo (``monitor.inference.views``: scale
    jitter, zoomed-in crops, colour, blur, small turns), on a second thread, with their targets
-   (``monitor.inference.heatmaps``). The frozen lower MobileNetV2 runs on them; its top blocks
+   (``monitor.inference.heatmaps``). The frozen lower MobileNetV2 runs on them there too (on a
+   CPU as a float32 LiteRT program, which runs it faster there than TensorFlow); its top blocks
    (10-16), the feature pyramid and the head are fitted with the focal, GIoU and brand
    cross-entropy losses (AdamW, cosine learning rate); of the second half's epochs, the one with
    the lowest validation loss on the validation photos' serving views is kept.
@@ -234,9 +235,9 @@ class DetectorRun:
     def _lower_features(self) -> LowerFeatures:
         """The frozen lower backbone as a function on pixel batches, run once per view.
 
-        On a CPU as a float32 LiteRT program: the same numbers as TensorFlow's to about 1e-4 in
-        about half the time, and this pass is a third of each training step. On a GPU,
-        TensorFlow's own.
+        On a CPU as a float32 LiteRT program: the same numbers as TensorFlow's to rounding, in
+        less time (bench/lower_backbone.py), and this pass is a large share of each training
+        step. On a GPU, TensorFlow's own.
         """
         pixels = keras.Input((self.size, self.size, 3), name="pixels")
         scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(pixels)
@@ -592,8 +593,8 @@ class DetectorRun:
     def _fitted_detector_predict(self) -> DetectorPredict:
         """The fitted detector on letterboxed batches, made once: its weights no longer change.
 
-        On a CPU as a float32 LiteRT program (twice TensorFlow's speed there; the box scale, the
-        second look's candidates and the calibration run it over some 2,500 pictures).
+        On a CPU as a float32 LiteRT program, faster there than TensorFlow: the box scale, the
+        second look's candidates and the calibration run it over thousands of pictures.
         """
         if self._fitted_predict is None:
             model = self.final_model()
