@@ -18,11 +18,14 @@ import platform
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from monitor.inference.detector import build_feature_extractor, split_feature_extractor
+from monitor.inference.detector import (
+    build_feature_extractor,
+    build_lower_features_model,
+    split_feature_extractor,
+)
 from monitor.inference.litert import float_program
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
@@ -38,10 +41,7 @@ def main() -> None:
     size = arguments.size
     extractor = build_feature_extractor(input_size=size, weights=arguments.weights)
     lower, _ = split_feature_extractor(extractor)
-    pixels = keras.Input((size, size, 3))
-    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(pixels)
-    stride_8, cut = lower(scaled, training=False)
-    model = keras.Model(pixels, {"stride_8": stride_8, "cut": cut})
+    model = build_lower_features_model(lower=lower, input_size=size)
     tensorflow_run = tf.function(lambda batch: model(batch, training=False))
     clock = time.perf_counter()
     program = float_program(model, input_shape=(size, size, 3))

@@ -55,6 +55,24 @@ def split_feature_extractor(
     return lower, upper
 
 
+LOWER_OUTPUTS = ("stride_8", "cut")
+"""The outputs of ``build_lower_features_model``, by name."""
+
+
+def build_lower_features_model(*, lower: keras.Model, input_size: int) -> keras.Model:
+    """The frozen lower part on raw pixels (0-255, scaled inside), its two maps by name.
+
+    What training runs once per view, on a CPU as a float32 LiteRT program, which needs named
+    outputs.
+    """
+    pixels = keras.Input((input_size, input_size, 3), name="pixels")
+    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(pixels)
+    stride_8, cut = lower(scaled, training=False)
+    return keras.Model(
+        pixels, dict(zip(LOWER_OUTPUTS, (stride_8, cut), strict=True)), name="lower_features"
+    )
+
+
 def build_detector_head(
     *, num_classes: int, width: int = 128, channels: tuple[int, ...] = FEATURE_CHANNELS, seed: int
 ) -> keras.Model:

@@ -57,8 +57,8 @@ def float_program(
     """``model`` (float32 in, a dict of float32 outputs) as a float32 LiteRT program on the CPU.
 
     Nothing is quantized: LiteRT's CPU kernels (XNNPACK) run MobileNetV2's depthwise
-    convolutions faster than TensorFlow's on a few cores (bench/lower_backbone.py measures it). ``input_shape`` leaves out
-    the batch, which may differ from call to call. The function is not thread-safe: call it from
+    convolutions faster than TensorFlow's on a few cores (``bench/lower_backbone.py`` measures
+    it). ``input_shape`` leaves out the batch, which may differ from call to call. The function is not thread-safe: call it from
     one thread at a time.
     """
     from ai_edge_litert.interpreter import Interpreter

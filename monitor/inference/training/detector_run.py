@@ -41,7 +41,7 @@ from monitor.inference.calibration import (
     fit_platt,
     platt_scaled,
 )
-from monitor.inference.classifier import keras_detector_predict_function, keras_predict_function
+from monitor.inference.classifier import keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
 from monitor.inference.detection import (
     MATCH_IOU,
@@ -54,10 +54,12 @@ from monitor.inference.detection import (
 )
 from monitor.inference.detector import (
     CLASS_OUTPUT,
+    LOWER_OUTPUTS,
     OBJECTNESS_OUTPUT,
     build_detector_head,
     build_detector_model,
     build_feature_extractor,
+    build_lower_features_model,
     split_feature_extractor,
 )
 from monitor.inference.heatmaps import make_targets
@@ -235,29 +237,19 @@ class DetectorRun:
     def _lower_features(self) -> LowerFeatures:
         """The frozen lower backbone as a function on pixel batches, run once per view.
 
-        On a CPU as a float32 LiteRT program: the same numbers as TensorFlow's to rounding, in
-        less time (bench/lower_backbone.py), and this pass is a large share of each training
-        step. On a GPU, TensorFlow's own.
+        On a CPU as a float32 LiteRT program (``_device_function``): this pass is a large share of
+        each training step.
         """
-        pixels = keras.Input((self.size, self.size, 3), name="pixels")
-        scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(pixels)
-        stride_8, cut = self.lower(scaled, training=False)
-        model = keras.Model(pixels, {"stride_8": stride_8, "cut": cut}, name="lower_features")
-        if tf.config.list_physical_devices("GPU"):
-            run = tf.function(lambda batch: model(batch, training=False))
+        run = _device_function(
+            build_lower_features_model(lower=self.lower, input_size=self.size), self.size
+        )
 
-            def on_gpu(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                outputs = run(tf.constant(batch, dtype=tf.float32))
-                return np.asarray(outputs["stride_8"]), np.asarray(outputs["cut"])
+        def features(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            outputs = run(batch)
+            stride_8, cut = (outputs[name] for name in LOWER_OUTPUTS)
+            return stride_8, cut
 
-            return on_gpu
-        program = float_program(model, input_shape=(self.size, self.size, 3))
-
-        def on_cpu(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            outputs = program(batch)
-            return outputs["stride_8"], outputs["cut"]
-
-        return on_cpu
+        return features
 
     def _batch(self, views: Sequence[View], lower: LowerFeatures) -> Batch:
         targets = [
@@ -593,21 +585,17 @@ class DetectorRun:
     def _fitted_detector_predict(self) -> DetectorPredict:
         """The fitted detector on letterboxed batches, made once: its weights no longer change.
 
-        On a CPU as a float32 LiteRT program, faster there than TensorFlow: the box scale, the
-        second look's candidates and the calibration run it over thousands of pictures.
+        On a CPU as a float32 LiteRT program (``_device_function``): the box scale, the second
+        look's candidates and the calibration run it over thousands of pictures.
         """
         if self._fitted_predict is None:
-            model = self.final_model()
-            if tf.config.list_physical_devices("GPU"):
-                self._fitted_predict = keras_detector_predict_function(model, self.size)
-            else:
-                program = float_program(model, input_shape=(self.size, self.size, 3))
+            run = _device_function(self.final_model(), self.size)
 
-                def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                    outputs = program(batch)
-                    return outputs[HEATMAP_OUTPUT], outputs[BOX_OUTPUT]
+            def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                outputs = run(batch)
+                return outputs[HEATMAP_OUTPUT], outputs[BOX_OUTPUT]
 
-                self._fitted_predict = predict
+            self._fitted_predict = predict
         return self._fitted_predict
 
     def curves(self) -> dict[str, list[float]]:
@@ -639,6 +627,25 @@ class DetectorRun:
                 ),
             }
         }
+
+
+def _device_function(
+    model: keras.Model, size: int
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """A frozen ``model`` (named outputs) on batches of ``size`` squares, where it runs fastest.
+
+    On a CPU a float32 LiteRT program: the same numbers as TensorFlow's to rounding, in less time
+    (``bench/lower_backbone.py``). On a GPU, TensorFlow's own.
+    """
+    if not tf.config.list_physical_devices("GPU"):
+        return float_program(model, input_shape=(size, size, 3))
+    run = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+
+    def on_gpu(batch: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = run(tf.constant(batch, dtype=tf.float32))
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    return on_gpu
 
 
 def _chunks(items: Sequence[TrainingPhoto], size: int) -> Iterator[Sequence[TrainingPhoto]]:
