@@ -12,8 +12,10 @@ from monitor.inference.training.fitting import (
     KeepBestWeights,
     LinearWarmup,
     compile_for_training,
+    dataset_of,
     fit_stage,
     head_trainer,
+    sample_batches,
 )
 
 
@@ -128,3 +130,25 @@ def test_linear_warmup_rises_to_the_learning_rate_then_holds() -> None:
     schedule = LinearWarmup(1e-3, warmup_steps=4)
     rates = [float(schedule(step)) for step in range(6)]
     np.testing.assert_allclose(rates, [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
+
+
+def test_the_fitting_pipelines_run_without_autotuning() -> None:
+    """Autotuning made ending an epoch's iterator wait with the cores idle (see the README)."""
+    rng = np.random.default_rng(2)
+    arrays = Arrays(
+        features=rng.normal(size=(10, 4)).astype(np.float16),
+        labels=np.arange(10, dtype=np.int32) % 3,
+        boxes=np.zeros((10, 5), dtype=np.float32),
+        weights=np.ones(10, dtype=np.float32),
+    )
+    for seed in (None, 1):
+        dataset = dataset_of(
+            arrays, arrays.features, batch_size=4, shuffle_seed=seed, num_classes=3
+        )
+        assert dataset.options().autotune.enabled is False
+        assert sum(len(batch[2]) for batch in dataset) == 10
+
+    samples = [np.full((8, 8, 3), value, dtype=np.uint8) for value in range(40)]
+    batches = sample_batches(lambda: iter(samples), 8)
+    assert batches.options().autotune.enabled is False
+    assert [len(batch) for batch in batches] == [32, 8]

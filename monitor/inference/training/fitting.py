@@ -96,6 +96,32 @@ def extraction_function(
     return tf.function(lambda batch: model(tf.cast(batch, tf.float32), training=False))
 
 
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.data's autotuning off: its iterators end without waiting.
+
+    With autotuning on, destroying a finished iterator (Keras makes one per epoch and one per
+    validation pass) could block on a tf.data background thread for tens of seconds with every
+    core idle, in about half of the second look's fine-tuning epochs in a full training run (the
+    README gives the measurements). The pipelines here are a few fixed steps each (render or
+    slice, shuffle, batch, cast, prefetch): there is little for autotuning to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def sample_batches(samples: Callable[[], Iterator[np.ndarray]], image_size: int) -> tf.data.Dataset:
+    """Batches of the rendered samples, rendered on tf.data's background thread."""
+    dataset = (
+        tf.data.Dataset.from_generator(
+            samples, output_signature=tf.TensorSpec((image_size, image_size, 3), tf.uint8)
+        )
+        .batch(EXTRACTION_BATCH)
+        .prefetch(2)
+    )
+    return without_autotuning(dataset)
+
+
 def extract_features(
     extract: Callable[[Any], Any],
     samples: Callable[[], Iterator[np.ndarray]],
@@ -109,13 +135,7 @@ def extract_features(
     Samples are rendered (PIL) in tf.data's background thread while the previous batch runs
     through the network, which keeps both cores busy.
     """
-    dataset = (
-        tf.data.Dataset.from_generator(
-            samples, output_signature=tf.TensorSpec((image_size, image_size, 3), tf.uint8)
-        )
-        .batch(EXTRACTION_BATCH)
-        .prefetch(2)
-    )
+    dataset = sample_batches(samples, image_size)
     batches = -(-count // EXTRACTION_BATCH)
     parts: list[np.ndarray] = []
     for index, batch in enumerate(dataset):
@@ -224,7 +244,7 @@ def dataset_of(
         lambda features, target, weight: (tf.cast(features, tf.float32), target, weight),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 class KeepBestWeights(keras.callbacks.Callback):
