@@ -87,6 +87,8 @@ def test_a_float_program_gives_what_keras_gives_at_any_batch() -> None:
     small = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu")(hidden)
     model = keras.Model(pixels, {"full": hidden, "half": small})
     program = float_program(model, input_shape=(32, 32, 3))
+    # training runs it on one thread beside TensorFlow's step, on every core alone
+    on_two_threads = float_program(model, input_shape=(32, 32, 3), threads=2)
     rng = np.random.default_rng(4)
     for batch in (1, 3):
         inputs = rng.uniform(0, 255, (batch, 32, 32, 3)).astype(np.float32)
@@ -98,3 +100,4 @@ def test_a_float_program_gives_what_keras_gives_at_any_batch() -> None:
             np.testing.assert_allclose(
                 outputs[name], np.asarray(expected[name]), rtol=1e-4, atol=1e-3
             )
+            np.testing.assert_array_equal(on_two_threads(inputs)[name], outputs[name])

@@ -21,6 +21,7 @@ The recipe (``monitor.inference.training.recipe`` describes where it sits):
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -241,7 +242,9 @@ class DetectorRun:
         each training step.
         """
         run = _device_function(
-            build_lower_features_model(lower=self.lower, input_size=self.size), self.size
+            build_lower_features_model(lower=self.lower, input_size=self.size),
+            self.size,
+            alone=False,
         )
 
         def features(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -589,7 +592,7 @@ class DetectorRun:
         look's candidates and the calibration run it over thousands of pictures.
         """
         if self._fitted_predict is None:
-            run = _device_function(self.final_model(), self.size)
+            run = _device_function(self.final_model(), self.size, alone=True)
 
             def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 outputs = run(batch)
@@ -630,15 +633,18 @@ class DetectorRun:
 
 
 def _device_function(
-    model: keras.Model, size: int
+    model: keras.Model, size: int, *, alone: bool
 ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """A frozen ``model`` (named outputs) on batches of ``size`` squares, where it runs fastest.
 
     On a CPU a float32 LiteRT program: the same numbers as TensorFlow's to rounding, in less time
-    (``bench/lower_backbone.py``). On a GPU, TensorFlow's own.
+    (``bench/lower_backbone.py``). It runs on every core when it runs ``alone``, on one beside
+    TensorFlow's training step otherwise; the thread count does not change its numbers. On a GPU,
+    TensorFlow's own.
     """
     if not tf.config.list_physical_devices("GPU"):
-        return float_program(model, input_shape=(size, size, 3))
+        threads = os.cpu_count() if alone else 1
+        return float_program(model, input_shape=(size, size, 3), threads=threads)
     run = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
 
     def on_gpu(batch: np.ndarray) -> dict[str, np.ndarray]:
