@@ -14,7 +14,7 @@ logo. A model trained without logo-free pictures names its best candidate, whate
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL.Image import Image
@@ -109,6 +109,14 @@ class LogoDetector:
         return [
             self.detections(candidates, threshold=threshold) for candidates in self.analyse(images)
         ]
+
+    def without_second_look(self) -> LogoDetector:
+        """The same detector giving its own candidates, the second look left out (diagnostics)."""
+        return LogoDetector(
+            metadata=replace(self.metadata, verifier=None),
+            predict=self._predict,
+            runtime=self.runtime,
+        )
 
     def detections(
         self, candidates: PhotoCandidates, *, threshold: float | None = None

@@ -216,6 +216,24 @@ def test_the_combination_and_threshold_decide_what_is_kept(verified_detector_dir
     assert silenced.classify([picture]) == [[]]
 
 
+def test_without_the_second_look_a_detector_gives_its_own_candidates(
+    verified_detector_dir: Path,
+) -> None:
+    detector = load_classifier(verified_detector_dir, runtime="keras")
+    assert isinstance(detector, LogoDetector)
+    own = detector.without_second_look()
+    assert own.metadata.verifier is None and detector.metadata.verifier == TINY_VERIFIER
+    pictures = [make_picture(160, 120, seed) for seed in range(6)]
+    compared = 0
+    for looked, candidates in zip(detector.analyse(pictures), own.analyse(pictures), strict=True):
+        assert candidates.looked_again == ()
+        # the second look starts from the detector's best candidate
+        if looked.looked_again:
+            assert looked.looked_again[0].box == candidates.detections[0].box
+            compared += 1
+    assert compared > 0
+
+
 def test_a_missing_verifier_file_is_a_clear_error(
     verified_detector_dir: Path, tmp_path: Path
 ) -> None:
