@@ -16,7 +16,8 @@ candidates without the second look, and puts the photo in one class:
 
 Also the rank among the detector's own candidates (parts of a more probable logo dropped, as
 serving without a second look drops them) of the first one on a logo with IoU >= 0.5 and 0.3,
-which says whether looking at more candidates could help. Printed and written to
+which says whether looking at more candidates could help; and how many photos were answered right
+by the largest logo's share of the photo's area (``by_logo_size``). Printed and written to
 ``bench/results/detector_misses-<model version>-<side>.json``.
 """
 
@@ -39,6 +40,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "flickr_logos_27"
 RESULTS = ROOT / "bench" / "results"
 MAX_PIXELS = 50_000_000
+SIZE_BINS = ((0.01, "under 1%"), (0.05, "1-5%"), (0.2, "5-20%"), (0.5, "20-50%"))
+"""Upper bounds of the logo-size classes (share of the photo's area); the rest: "50% and over"."""
+
+
+def size_class(photo: LabeledPhoto) -> str:
+    """The size class of the photo's largest logo, by its share of the photo's area."""
+    boxes = [logo.box for logo in photo.logo_boxes()]
+    area = max((box[2] - box[0]) * (box[3] - box[1]) for box in boxes)
+    share = area / max(1, photo.size[0] * photo.size[1])
+    return next((name for bound, name in SIZE_BINS if share < bound), "50% and over")
 
 
 def first_rank_on_logo(candidates: PhotoCandidates, logos: list[Box], overlap: float) -> int | None:
@@ -87,6 +98,8 @@ def main() -> None:
     looked = detector.metadata.verifier.candidates if detector.metadata.verifier else 1
 
     classes: Counter[str] = Counter()
+    sizes: dict[str, Counter[str]] = {name: Counter() for _, name in SIZE_BINS}
+    sizes["50% and over"] = Counter()
     ranks: dict[str, Counter[str]] = {"iou50": Counter(), "iou30": Counter()}
     rows: list[dict[str, Any]] = []
     for photo, final, candidates in zip(photos, answered, own, strict=True):
@@ -98,6 +111,9 @@ def main() -> None:
         best = final.detections[0].brand if final.detections else None
         kind = classify_photo(photo, answer, best, rank30, looked)
         classes[kind] += 1
+        size = size_class(photo)
+        sizes[size]["photos"] += 1
+        sizes[size]["right"] += kind == "right"
         for name, rank in (("iou50", rank50), ("iou30", rank30)):
             ranks[name]["none" if rank is None else str(min(rank, 5)) if rank < 5 else "5+"] += 1
         rows.append(
@@ -124,6 +140,7 @@ def main() -> None:
         "first_candidate_on_a_logo": {
             name: dict(sorted(counter.items())) for name, counter in ranks.items()
         },
+        "by_logo_size": {name: dict(counter) for name, counter in sizes.items()},
         "photos": rows,
     }
     print(f"{args.side}: {len(photos)} logo photos, {looked} candidates looked at again")
@@ -131,6 +148,8 @@ def main() -> None:
         print(f"  {count:4d}  {kind}")
     for name, counter in ranks.items():
         print(f"  first candidate on a logo ({name}), by rank: {dict(sorted(counter.items()))}")
+    shown = ", ".join(f"{name} {c['right']}/{c['photos']}" for name, c in sizes.items() if c)
+    print(f"  right by the largest logo's share of the photo: {shown}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"detector_misses-{detector.version}-{args.side}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
