@@ -25,31 +25,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from monitor.domain import Box
+from monitor.exceptions import ModelError
 from monitor.inference.classifier import load_classifier
 from monitor.inference.datasets import LabeledPhoto, PhotoSplit, photos_named, read_dataset
 from monitor.inference.detection import LogoDetector, PhotoCandidates, at_threshold
-from monitor.inference.training.data import picture_chunks
-from monitor.inference.windows import iou
+from monitor.inference.model_dir import SPLIT_FILE
+from monitor.inference.training.data import analyse_pictures
+from monitor.inference.windows import box_area, iou
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "flickr_logos_27"
 RESULTS = ROOT / "bench" / "results"
 MAX_PIXELS = 50_000_000
-SIZE_BINS = ((0.01, "under 1%"), (0.05, "1-5%"), (0.2, "5-20%"), (0.5, "20-50%"))
-"""Upper bounds of the logo-size classes (share of the photo's area); the rest: "50% and over"."""
+SIZE_BINS = (
+    (0.01, "under 1%"),
+    (0.05, "1-5%"),
+    (0.2, "5-20%"),
+    (0.5, "20-50%"),
+    (math.inf, "50% and over"),
+)
+"""The logo-size classes: the upper bound of each (share of the photo's area) and its name."""
 
 
 def size_class(photo: LabeledPhoto) -> str:
     """The size class of the photo's largest logo, by its share of the photo's area."""
-    boxes = [logo.box for logo in photo.logo_boxes()]
-    area = max((box[2] - box[0]) * (box[3] - box[1]) for box in boxes)
+    area = max(box_area(logo.box) for logo in photo.logo_boxes())
     share = area / max(1, photo.size[0] * photo.size[1])
-    return next((name for bound, name in SIZE_BINS if share < bound), "50% and over")
+    return next(name for bound, name in SIZE_BINS if share < bound)
 
 
 def first_rank_on_logo(candidates: PhotoCandidates, logos: list[Box], overlap: float) -> int | None:
@@ -74,10 +82,8 @@ def classify_photo(
 
 
 def analyse(detector: LogoDetector, photos: list[LabeledPhoto]) -> list[PhotoCandidates]:
-    found: list[PhotoCandidates] = []
-    for images in picture_chunks([(photo, None) for photo in photos], max_pixels=MAX_PIXELS):
-        found.extend(detector.analyse(images))
-    return found
+    """Every candidate of each whole photo, as serving finds them."""
+    return analyse_pictures(detector, [(photo, None) for photo in photos], max_pixels=MAX_PIXELS)
 
 
 def main() -> None:
@@ -87,10 +93,16 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     args = parser.parse_args()
 
-    detector = load_classifier(args.model, runtime="keras")
+    try:
+        detector = load_classifier(args.model, runtime="keras")
+    except ModelError as exc:
+        raise SystemExit(str(exc)) from exc
     if not isinstance(detector, LogoDetector):
         raise SystemExit(f"{args.model} is not a detector model")
-    split = PhotoSplit.from_dict(json.loads((args.model / "split.json").read_text()))
+    split_path = args.model / SPLIT_FILE
+    if not split_path.is_file():
+        raise SystemExit(f"{args.model} has no {SPLIT_FILE}: only a model trained here has a split")
+    split = PhotoSplit.from_dict(json.loads(split_path.read_text()))
     dataset = read_dataset(args.dataset)
     photos = [photo for photo in photos_named(dataset, getattr(split, args.side)) if photo.has_logo]
     answered = analyse(detector, photos)
@@ -99,7 +111,6 @@ def main() -> None:
 
     classes: Counter[str] = Counter()
     sizes: dict[str, Counter[str]] = {name: Counter() for _, name in SIZE_BINS}
-    sizes["50% and over"] = Counter()
     ranks: dict[str, Counter[str]] = {"iou50": Counter(), "iou30": Counter()}
     rows: list[dict[str, Any]] = []
     for photo, final, candidates in zip(photos, answered, own, strict=True):
@@ -115,7 +126,7 @@ def main() -> None:
         sizes[size]["photos"] += 1
         sizes[size]["right"] += kind == "right"
         for name, rank in (("iou50", rank50), ("iou30", rank30)):
-            ranks[name]["none" if rank is None else str(min(rank, 5)) if rank < 5 else "5+"] += 1
+            ranks[name]["none" if rank is None else str(rank) if rank < 5 else "5+"] += 1
         rows.append(
             {
                 "photo": photo.name,
