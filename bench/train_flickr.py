@@ -55,6 +55,8 @@ def parse_override(text: str) -> tuple[str, object]:
         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise SystemExit(f"--set {text!r}: expected true or false")
         return name, value.lower() in ("true", "1", "yes")
+    if current is None:  # an optional number (None: its default)
+        current = 0 if value.isdigit() else 0.0
     try:
         return name, type(current)(value) if isinstance(current, int | float) else value
     except ValueError as exc:

@@ -13,6 +13,8 @@ import pytest
 from monitor.exceptions import ConfigurationError, DatasetError
 from monitor.inference.classifier import load_classifier
 from monitor.inference.datasets import read_dataset
+from monitor.inference.heatmaps import STRIDE
+from monitor.inference.litert import LiteRTDetector
 from monitor.inference.model_dir import (
     CURVE_FILE,
     LITERT_FILE,
@@ -340,6 +342,25 @@ def test_an_undecodable_photo_is_a_dataset_error(tmp_path: Path) -> None:
         )
 
 
+def test_the_detector_serves_at_its_own_size_with_the_fitted_weights(tmp_path: Path) -> None:
+    """Trained at 64 pixels, saved at 96: the saved networks answer at 96, float and int8."""
+    dataset = write_flickr_dataset(tmp_path / "set", photos_per_brand=4)
+    options = replace(FAST_DETECTOR, detector_epochs=1, detector_serving_size=96)
+    train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
+    metadata = read_metadata(tmp_path / "model")
+    assert metadata.input_size == 96
+    saved = keras.models.load_model(tmp_path / "model" / MODEL_FILE, compile=False)
+    assert saved.get_layer("features").input.shape[1:3] == (96, 96)
+    assert saved.get_layer("resize").height == 96
+    int8 = LiteRTDetector(tmp_path / "model" / LITERT_FILE)
+    heatmaps, _ = int8.predict(np.zeros((1, 96, 96, 3), dtype=np.uint8))
+    assert heatmaps.shape[1:3] == (96 // STRIDE, 96 // STRIDE)
+    photo = draw_photo((200, 150), [("acme", (20, 20, 80, 80))], 3)
+    for runtime in ("keras", "litert"):
+        (detections,) = load_classifier(tmp_path / "model", runtime=runtime).classify([photo])
+        assert all(detection.box is not None for detection in detections)
+
+
 def test_missing_weights_file_is_a_configuration_error(tmp_path: Path) -> None:
     dataset = write_brand_folders(tmp_path / "set", per_brand=2)
     options = replace(FAST, backbone_weights=str(tmp_path / "absent.h5"))
@@ -356,6 +377,7 @@ def test_missing_weights_file_is_a_configuration_error(tmp_path: Path) -> None:
         ({"finetune_from_block": 17}, "finetune_from_block"),
         ({"verifier_finetune_from_block": 0}, "verifier_finetune_from_block"),
         ({"detector_head_width": 4}, "detector_head_width"),
+        ({"detector_serving_size": 100}, "detector_serving_size must be a multiple of 32"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
     ],
 )

@@ -67,6 +67,7 @@ from monitor.inference.heatmaps import make_targets
 from monitor.inference.letterbox import letterbox
 from monitor.inference.litert import float_program
 from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, HEATMAP_OUTPUT, ModelMetadata
+from monitor.inference.network import RANDOM_WEIGHTS
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import render_all
 from monitor.inference.training.data import (
@@ -175,6 +176,7 @@ class DetectorRun:
         self.report = report
         self.labels = prepared.dataset.labels
         self.size = options.detector_input_size
+        self.serving_size = options.detector_serving_size or self.size
         self.extractor = build_feature_extractor(
             input_size=self.size, weights=options.backbone_weights
         )
@@ -521,7 +523,7 @@ class DetectorRun:
         pixels = []
         for photo in photos[:REPRESENTATIVE_PHOTOS]:
             image = open_image(photo.path, max_pixels=self.options.max_image_pixels)
-            pixels.append(letterbox(image, self.size))
+            pixels.append(letterbox(image, self.serving_size))
         return pixels
 
     def verifier_representative_pixels(self) -> list[np.ndarray]:
@@ -538,8 +540,20 @@ class DetectorRun:
         return list(render_all(photos, chosen, size, max_pixels=self.options.max_image_pixels))
 
     def final_model(self) -> keras.Model:
-        """The model to save: letterboxed pixels in, heatmap and box maps out."""
-        return build_detector_model(extractor=self.extractor, head=self.head, input_size=self.size)
+        """The model to save: letterboxed pixels in, heatmap and box maps out, at the serving size.
+
+        Serving at another size than training rebuilds the backbone for that input and copies the
+        fitted weights into it (the networks are convolutional: the same weights fit any size).
+        """
+        extractor = self.extractor
+        if self.serving_size != self.size:
+            extractor = build_feature_extractor(
+                input_size=self.serving_size, weights=RANDOM_WEIGHTS
+            )
+            extractor.set_weights(self.extractor.get_weights())
+        return build_detector_model(
+            extractor=extractor, head=self.head, input_size=self.serving_size
+        )
 
     def metadata(
         self, *, version: str, calibration: tuple[float, float], threshold: float
@@ -548,7 +562,7 @@ class DetectorRun:
         return ModelMetadata(
             version=version,
             labels=self.labels,
-            input_size=self.size,
+            input_size=self.serving_size,
             no_logo_threshold=threshold,
             temperature=1.0,
             backbone=BACKBONE_NAME,
@@ -592,7 +606,7 @@ class DetectorRun:
         look's candidates and the calibration run it over thousands of pictures.
         """
         if self._fitted_predict is None:
-            run = _device_function(self.final_model(), self.size, alone=True)
+            run = _device_function(self.final_model(), self.serving_size, alone=True)
 
             def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 outputs = run(batch)

@@ -38,7 +38,8 @@ class TrainOptions:
     boxes (the FlickrLogos layout) and the window classifier on a folder per brand, whose photos
     have no boxes for a detector to learn where logos are from (``resolved_architecture``).
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
-    epochs, batch, learning rate and the width of its pyramid and head) and, when the data has
+    epochs, batch, learning rate and the width of its pyramid and head; ``detector_serving_size``
+    is the input size the saved detector answers at, None for the training size) and, when the data has
     logo-free regions, its second look (``verifier``): a window classifier at
     ``verifier_input_size`` pixels on windows ``verifier_context`` times the box around the
     detector's ``verifier_candidates`` best candidates, trained on the detector's own candidates
@@ -77,6 +78,7 @@ class TrainOptions:
     max_image_pixels: int = 50_000_000
     architecture: str = "auto"
     detector_input_size: int = 352
+    detector_serving_size: int | None = None
     detector_epochs: int = 20
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
@@ -152,6 +154,9 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("architecture must be 'auto', 'windows' or 'detector'")
     if not 64 <= options.detector_input_size <= 1024 or options.detector_input_size % 32:
         problems.append("detector_input_size must be a multiple of 32 between 64 and 1024")
+    serving = options.detector_serving_size
+    if serving is not None and (not 64 <= serving <= 1024 or serving % 32):
+        problems.append("detector_serving_size must be a multiple of 32 between 64 and 1024")
     if options.detector_epochs < 1:
         problems.append("detector_epochs must be at least 1")
     if options.detector_batch_size < 1 or options.detector_learning_rate <= 0:
