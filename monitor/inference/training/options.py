@@ -38,12 +38,12 @@ class TrainOptions:
     boxes (the FlickrLogos layout) and the window classifier on a folder per brand, whose photos
     have no boxes for a detector to learn where logos are from (``resolved_architecture``).
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
-    epochs, batch, learning rate and the width of its pyramid and head; ``detector_serving_size``
-    is the input size the saved detector answers at, None for the training size) and, when the data has
-    logo-free regions, its second look (``verifier``): a window classifier at
-    ``verifier_input_size`` pixels on windows ``verifier_context`` times the box around the
-    detector's ``verifier_candidates`` best candidates, trained on the detector's own candidates
-    plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
+    epochs, batch, learning rate and the width of its pyramid and head;
+    ``detector_serving_size`` is the input size the saved detector answers at, None for the
+    training size) and, when the data has logo-free regions, its second look (``verifier``): a
+    window classifier at ``verifier_input_size`` pixels on windows ``verifier_context`` times the
+    box around the detector's ``verifier_candidates`` best candidates, trained on the detector's
+    own candidates plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
     ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows
     carrying ``verifier_no_logo_share`` of its loss.
     """
@@ -152,11 +152,10 @@ def _option_problems(options: TrainOptions) -> list[str]:
         problems.append("max_false_positive_rate must be in [0, 1]")
     if options.architecture not in ARCHITECTURES:
         problems.append("architecture must be 'auto', 'windows' or 'detector'")
-    if not 64 <= options.detector_input_size <= 1024 or options.detector_input_size % 32:
-        problems.append("detector_input_size must be a multiple of 32 between 64 and 1024")
-    serving = options.detector_serving_size
-    if serving is not None and (not 64 <= serving <= 1024 or serving % 32):
-        problems.append("detector_serving_size must be a multiple of 32 between 64 and 1024")
+    for name in ("detector_input_size", "detector_serving_size"):
+        size = getattr(options, name)  # the serving size may be None: the training size
+        if size is not None and (not 64 <= size <= 1024 or size % 32):
+            problems.append(f"{name} must be a multiple of 32 between 64 and 1024")
     if options.detector_epochs < 1:
         problems.append("detector_epochs must be at least 1")
     if options.detector_batch_size < 1 or options.detector_learning_rate <= 0:
