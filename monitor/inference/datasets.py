@@ -53,7 +53,10 @@ class LabeledPhoto:
 
     ``name`` is the photo's path relative to the dataset folder (how split files list it).
     ``brands`` is empty for a logo-free photo. ``boxes`` is empty when the logo's place is not
-    known (folder layout): the whole photo then stands for the logo.
+    known (folder layout): the whole photo then stands for the logo. ``unboxed_logos`` marks a
+    photo showing logos its boxes miss (another brand's sign behind the annotated one, a second
+    can, the wordmark beside a boxed symbol): its boxes still teach where logos are, but no part
+    of it outside them may stand for a logo-free picture.
     """
 
     path: Path
@@ -61,10 +64,16 @@ class LabeledPhoto:
     size: tuple[int, int]
     brands: tuple[str, ...]
     boxes: tuple[LogoBox, ...] = ()
+    unboxed_logos: bool = False
 
     @property
     def has_logo(self) -> bool:
         return bool(self.brands)
+
+    @property
+    def background_known(self) -> bool:
+        """Whether the photo's parts outside its boxes are known to show no logo."""
+        return not self.logo_place_unknown and not self.unboxed_logos
 
     @property
     def logo_place_unknown(self) -> bool:
@@ -394,9 +403,9 @@ def background_regions(
     Each region's sides are between ``min_fraction`` and ``max_fraction`` of the photo's sides,
     with an aspect ratio between 3:4 and 4:3 where the photo allows; boxes are grown first (see
     ``grown_boxes``) so a region does not show the rest of a logo's design. Photos whose logo
-    place is unknown give none (any region might show the logo).
+    place is unknown, or that show logos nobody boxed, give none (any region might show a logo).
     """
-    if photo.logo_place_unknown:
+    if not photo.background_known:
         return []
     width, height = photo.size
     blocked = grown_boxes(photo)

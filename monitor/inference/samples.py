@@ -262,7 +262,7 @@ def hard_negative_candidates(
     """
     specs: list[SampleSpec] = []
     for photo_index, photo in enumerate(photos):
-        if photo.logo_place_unknown:
+        if not photo.background_known:
             continue
         blocked = grown_boxes(photo)
         windows = [

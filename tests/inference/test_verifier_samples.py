@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,13 @@ def test_a_photo_without_known_boxes_gives_no_negatives() -> None:
     assert _spec((300, 200, 340, 240), folder_photo) is None
     whole = _spec((10, 10, 390, 290), folder_photo)
     assert whole is not None and whole.label == 0
+
+
+def test_a_photo_with_unboxed_logos_gives_its_boxed_logos_but_no_negatives() -> None:
+    marked = replace(PHOTO, unboxed_logos=True)
+    assert _spec((300, 200, 340, 240), marked) is None
+    on_logo = _spec((102, 98, 158, 142), marked)
+    assert on_logo is not None and on_logo.label == 0
 
 
 def test_region_candidates_keep_their_window_inside_the_region() -> None:

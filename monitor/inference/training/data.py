@@ -30,6 +30,7 @@ from monitor.inference.detection import LogoDetector, PhotoCandidates
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
+from monitor.inference.unboxed import unboxed_photo_names, with_unboxed_logos
 
 VALIDATION_NEGATIVES_PER_PHOTO = 3
 SCORING_CHUNK = 16
@@ -62,6 +63,8 @@ class PreparedData:
 def prepare_data(dataset_dir: Path, options: TrainOptions) -> PreparedData:
     """Read, split and plan the samples of both training sides."""
     dataset = read_dataset(dataset_dir, no_logo_folder=options.no_logo_folder)
+    if options.unboxed_logo_lists:
+        dataset = with_unboxed_logos(dataset, unboxed_photo_names(Path(dataset_dir)))
     split = split_by_photo(
         dataset.photos,
         validation_fraction=options.validation_fraction,

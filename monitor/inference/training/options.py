@@ -46,6 +46,9 @@ class TrainOptions:
     own candidates plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
     ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows
     carrying ``verifier_no_logo_share`` of its loss.
+
+    ``unboxed_logo_lists`` reads the dataset's list of photos whose boxes miss logos they show
+    (``monitor.inference.unboxed``): no logo-free picture is cut from those.
     """
 
     epochs_head: int = 10
@@ -94,6 +97,7 @@ class TrainOptions:
     verifier_finetune_from_block: int = 9
     verifier_no_logo_share: float = 0.5
     verifier_fuse_brands: bool = True
+    unboxed_logo_lists: bool = True
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)

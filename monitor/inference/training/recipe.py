@@ -255,6 +255,10 @@ def _data_summary(prepared: PreparedData) -> dict[str, Any]:
             "validation": len(prepared.split.validation),
             "test": len(prepared.split.test),
         },
+        "photos_with_unboxed_logos": {
+            "train": sum(photo.unboxed_logos for photo in prepared.train_photos),
+            "validation": sum(photo.unboxed_logos for photo in prepared.validation_photos),
+        },
     }
 
 

@@ -204,7 +204,7 @@ def _side_specs(
             if spec is not None:
                 specs.append(replace(spec, augmentation=random_augmentation(rng, plan)))
     for photo_index, photo in enumerate(photos):
-        if not photo.logo_place_unknown:
+        if photo.background_known:
             specs.extend(
                 SampleSpec(
                     photo_index, region, no_logo, NO_BOX, False, random_augmentation(rng, plan)
@@ -280,8 +280,8 @@ def _candidate_spec(
         return SampleSpec(
             photo_index, window, label_of[logo.brand], box_fractions(logo.box, window), True
         )
-    if photo.logo_place_unknown:
-        return None
+    if not photo.background_known:
+        return None  # away from the boxes, but it may be a logo nobody boxed
     if any(_inside_share(logo.box, window) >= MOSTLY_INSIDE for logo in logos):
         return None
     if best >= 0 and overlaps[best] >= NEGATIVE_IOU:

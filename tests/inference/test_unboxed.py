@@ -1,0 +1,95 @@
+"""Photos whose boxes miss logos: listed by the dataset or known here, never cut into negatives."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.exceptions import DatasetError
+from monitor.inference.datasets import background_regions, held_out_negatives, read_dataset
+from monitor.inference.training import TrainOptions
+from monitor.inference.training.data import prepare_data, validation_negatives
+from monitor.inference.unboxed import (
+    FLICKR_LOGOS_27_ANNOTATIONS_SHA256,
+    FLICKR_LOGOS_27_UNBOXED,
+    UNBOXED_LOGOS_FILE,
+    unboxed_photo_names,
+    with_unboxed_logos,
+)
+from tests.inference.factories import write_flickr_dataset
+
+SHARED_FLICKR = Path(__file__).resolve().parents[2].parent / "shared/datasets/flickr_logos_27"
+
+
+@pytest.fixture
+def dataset_dir(tmp_path: Path) -> Path:
+    return write_flickr_dataset(tmp_path / "set", photos_per_brand=4, size=(320, 240))
+
+
+def test_the_datasets_own_list_marks_its_photos(dataset_dir: Path) -> None:
+    (dataset_dir / UNBOXED_LOGOS_FILE).write_text(
+        "# a second can behind the boxed one\nimages/0001.jpg\n\n  images/1002.jpg  # a sign\n"
+    )
+    names = unboxed_photo_names(dataset_dir)
+    assert names == {"images/0001.jpg", "images/1002.jpg"}
+    dataset = with_unboxed_logos(read_dataset(dataset_dir), names)
+    marked = {photo.name for photo in dataset.photos if photo.unboxed_logos}
+    assert marked == names
+    assert all(photo.boxes for photo in dataset.photos)  # the boxes still teach where logos are
+
+
+def test_no_logo_free_region_is_cut_from_a_photo_with_unboxed_logos(dataset_dir: Path) -> None:
+    dataset = read_dataset(dataset_dir)
+    photo = dataset.photos[0]
+    rng = np.random.default_rng(0)
+    assert background_regions(photo, count=3, rng=rng)
+    names = frozenset(p.name for p in dataset.photos[:6])
+    marked = with_unboxed_logos(dataset, names)
+    assert background_regions(marked.photos[0], count=3, rng=rng) == []
+    regions = held_out_negatives(list(marked.photos), count=40, seed=0)
+    assert regions and not any(region_photo.name in names for region_photo, _ in regions)
+
+
+def test_training_reads_the_list_unless_told_not_to(dataset_dir: Path) -> None:
+    listed = sorted(photo.name for photo in read_dataset(dataset_dir).photos)[::2]
+    (dataset_dir / UNBOXED_LOGOS_FILE).write_text("\n".join(listed) + "\n")
+    options = TrainOptions(validation_fraction=0.34, test_fraction=0.0, seed=3)
+    prepared = prepare_data(dataset_dir, options)
+    negatives = validation_negatives(prepared.validation_photos, seed=3)
+    assert negatives and not any(photo.name in listed for photo, _ in negatives)
+    assert any(photo.unboxed_logos for photo in prepared.train_photos)
+    ignored = prepare_data(dataset_dir, replace(options, unboxed_logo_lists=False))
+    assert not any(photo.unboxed_logos for photo in ignored.train_photos)
+    assert any(
+        photo.name in listed for photo, _ in validation_negatives(ignored.validation_photos, seed=3)
+    )
+
+
+def test_a_listed_photo_the_dataset_lacks_is_a_dataset_error(dataset_dir: Path) -> None:
+    (dataset_dir / UNBOXED_LOGOS_FILE).write_text("images/0001.jpg\nimages/missing.jpg\n")
+    with pytest.raises(DatasetError, match=r"1 photos listed .*missing\.jpg"):
+        with_unboxed_logos(read_dataset(dataset_dir), unboxed_photo_names(dataset_dir))
+
+
+def test_an_unreadable_list_is_a_dataset_error(dataset_dir: Path) -> None:
+    (dataset_dir / UNBOXED_LOGOS_FILE).write_bytes(b"\xff\xfe\x00images")
+    with pytest.raises(DatasetError, match=UNBOXED_LOGOS_FILE):
+        unboxed_photo_names(dataset_dir)
+
+
+def test_the_known_list_applies_only_to_the_annotations_it_was_made_for(dataset_dir: Path) -> None:
+    assert unboxed_photo_names(dataset_dir) == frozenset()
+    digest = hashlib.sha256((dataset_dir / "annotations.txt").read_bytes()).hexdigest()
+    assert digest != FLICKR_LOGOS_27_ANNOTATIONS_SHA256
+
+
+@pytest.mark.skipif(not SHARED_FLICKR.is_dir(), reason="needs ../shared/datasets/flickr_logos_27")
+def test_the_flickr_logos_27_list_names_photos_of_that_dataset() -> None:
+    names = unboxed_photo_names(SHARED_FLICKR)
+    assert names == FLICKR_LOGOS_27_UNBOXED
+    dataset = with_unboxed_logos(read_dataset(SHARED_FLICKR), names)
+    assert sum(photo.unboxed_logos for photo in dataset.photos) == len(names)
