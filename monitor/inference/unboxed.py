@@ -9,14 +9,14 @@ a Vodafone photo boxes the symbol and not the wordmark beside it. A model that f
 is then counted wrong, and the threshold rises until it stops finding them, and with them many
 real logos (the README has the numbers).
 
-A dataset names its photos with unboxed logos in ``{UNBOXED_LOGOS_FILE}`` beside its
+A dataset names its photos with unboxed logos in ``unboxed_logos.txt`` beside its
 annotations, one photo name a line (``images/123.jpg``, as the annotations name them; ``#``
 starts a comment). FlickrLogos-27's training set, whose folder is read-only for most of its
 users, has its list here, recognised by the SHA-256 of its annotations file: found by looking
 at every candidate a trained detector gave away from every box, over all its photos, and
 keeping the photos where a person saw a logo there (another brand's, another instance of the
-same, or a part of the boxed logo's design left outside its box). Training reads these lists; ``monitor evaluate`` does not, so test numbers stay comparable
-with those measured before.
+same, or a part of the boxed logo's design left outside its box). Training reads these lists;
+``monitor evaluate`` does not, so test numbers stay comparable with those measured before.
 """
 
 from __future__ import annotations
