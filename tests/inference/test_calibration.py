@@ -9,11 +9,14 @@ import pytest
 
 from monitor.inference.calibration import (
     choose_threshold,
+    confidence_attainable,
     expected_calibration_error,
     fit_box_scale,
     fit_temperature,
     negative_log_likelihood,
     softmax_calibration_error,
+    threshold_report,
+    wilson_upper_limit,
 )
 from monitor.inference.windows import scaled_box, softmax
 
@@ -140,6 +143,81 @@ def test_threshold_input_is_checked() -> None:
         choose_threshold(
             logo_scores=[], logo_correct=[], no_logo_scores=[], max_false_positive_rate=0.1
         )
+
+
+def test_wilson_upper_limit_lies_above_the_rate_seen_and_narrows_with_more_pictures() -> None:
+    assert wilson_upper_limit(6, 324, 0.0) == pytest.approx(6 / 324)
+    # Wilson's bound at 90%: z = 1.2816, centre and spread as in the textbook formula.
+    z = 1.2815516
+    rate, trials = 6 / 324, 324
+    expected = (
+        rate
+        + z * z / (2 * trials)
+        + z * np.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials**2))
+    ) / (1 + z * z / trials)
+    assert wilson_upper_limit(6, 324, 0.9) == pytest.approx(expected, rel=1e-6)
+    assert wilson_upper_limit(6, 324, 0.9) > 6 / 324
+    assert wilson_upper_limit(60, 3240, 0.9) < wilson_upper_limit(6, 324, 0.9)
+    assert wilson_upper_limit(6, 324, 0.95) > wilson_upper_limit(6, 324, 0.9)
+    assert 0 < wilson_upper_limit(0, 100, 0.9) < 0.03
+
+
+def test_confidence_keeps_the_threshold_where_the_rate_is_proven_low() -> None:
+    # 400 logo-free pictures: 8 score 0.6, the rest 0.1. A rate of 2% is within 3% as seen,
+    # but its 90% upper limit (3.1%) is not: the threshold must stay above 0.6.
+    negatives = [0.6] * 8 + [0.1] * 392
+    logos: dict[str, Any] = {"logo_scores": [0.9] * 50 + [0.5] * 50, "logo_correct": [True] * 100}
+    seen = choose_threshold(**logos, no_logo_scores=negatives, max_false_positive_rate=0.03)
+    sure = choose_threshold(
+        **logos, no_logo_scores=negatives, max_false_positive_rate=0.03, confidence=0.9
+    )
+    assert seen.threshold <= 0.5 and seen.false_positive_rate == pytest.approx(0.02)
+    assert seen.false_positive_upper_limit == pytest.approx(0.02)
+    assert wilson_upper_limit(8, 400, 0.9) > 0.03
+    assert sure.threshold > 0.6 and sure.false_positive_rate == 0.0
+    assert sure.brand_accuracy == pytest.approx(0.5)
+    assert sure.false_positive_upper_limit == pytest.approx(wilson_upper_limit(0, 400, 0.9))
+
+
+def test_too_few_logo_free_pictures_for_the_confidence_keep_to_the_rate_seen() -> None:
+    assert not confidence_attainable(20, 0.03, 0.9)
+    assert confidence_attainable(400, 0.03, 0.9)
+    logos: dict[str, Any] = {"logo_scores": [0.9, 0.5], "logo_correct": [True, True]}
+    negatives = [0.1] * 20
+    plain = choose_threshold(**logos, no_logo_scores=negatives, max_false_positive_rate=0.03)
+    sure = choose_threshold(
+        **logos, no_logo_scores=negatives, max_false_positive_rate=0.03, confidence=0.9
+    )
+    assert sure.threshold == plain.threshold and sure.brand_accuracy == 1.0
+    with pytest.raises(ValueError, match="confidence"):
+        choose_threshold(
+            **logos, no_logo_scores=negatives, max_false_positive_rate=0.03, confidence=1.0
+        )
+
+
+def test_threshold_report_shows_what_the_confidence_cost() -> None:
+    report = threshold_report(
+        logo_scores=[0.9] * 50 + [0.5] * 50,
+        logo_correct=[True] * 100,
+        no_logo_scores=[0.6] * 8 + [0.1] * 392,
+        max_false_positive_rate=0.03,
+        confidence=0.9,
+    )
+    assert float(report["value"]) > 0.6  # type: ignore[arg-type]
+    assert report["validation_brand_accuracy"] == 0.5
+    assert report["validation_no_logo_pictures"] == 400
+    assert report["false_positive_confidence"] == 0.9
+    plain = report["without_confidence"]
+    assert isinstance(plain, dict) and plain["validation_brand_accuracy"] == 1.0
+    assert plain["validation_false_positive_rate"] == 0.02
+    few = threshold_report(
+        logo_scores=[0.9],
+        logo_correct=[True],
+        no_logo_scores=[0.1] * 20,
+        max_false_positive_rate=0.03,
+        confidence=0.9,
+    )
+    assert few["false_positive_confidence"] == 0.0 and "without_confidence" not in few
 
 
 def test_platt_scaling_makes_overconfident_scores_honest() -> None:

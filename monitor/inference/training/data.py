@@ -16,6 +16,7 @@ from PIL.Image import Image
 
 from monitor.domain import Box
 from monitor.exceptions import DatasetError, ImageDecodeError
+from monitor.inference.calibration import confidence_attainable
 from monitor.inference.datasets import (
     Dataset,
     LabeledPhoto,
@@ -142,6 +143,14 @@ def _threshold_warnings(prepared: PreparedData, options: TrainOptions) -> list[s
             f"{options.max_false_positive_rate:.0%} cannot be measured with fewer than "
             f"{int(np.ceil(1 / options.max_false_positive_rate))}; the threshold may give "
             "logo-free photos a brand more often (add logo-free photos)"
+        )
+    elif not confidence_attainable(
+        negatives, options.max_false_positive_rate, options.false_positive_confidence
+    ):
+        warnings.append(
+            f"only {negatives} logo-free validation pictures: too few to bound the false-positive "
+            f"rate at {options.false_positive_confidence:.0%} confidence, so the threshold keeps "
+            "to the rate seen (add logo-free photos for a safer threshold)"
         )
     return warnings
 

@@ -35,12 +35,12 @@ from PIL.Image import Image, Resampling
 
 from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
-    choose_threshold,
     expected_calibration_error,
     fit_box_scale,
     fit_logistic,
     fit_platt,
     platt_scaled,
+    threshold_report,
 )
 from monitor.inference.classifier import keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
@@ -450,20 +450,13 @@ class DetectorRun:
             logo_scores, logo_right, negative_scores = self._calibrate_verifier(
                 calibration, logo_photos, negatives, result, count
             )
-        choice = choose_threshold(
+        result["threshold"] = threshold_report(
             logo_scores=logo_scores,
             logo_correct=logo_right,
             no_logo_scores=negative_scores,
             max_false_positive_rate=self.options.max_false_positive_rate,
+            confidence=self.options.false_positive_confidence,
         )
-        result["threshold"] = {
-            "value": round(choice.threshold, 6),
-            "validation_logo_photos": len(logo_photos),
-            "validation_no_logo_pictures": len(negatives),
-            "validation_accuracy": round(choice.accuracy, 4),
-            "validation_brand_accuracy": round(choice.brand_accuracy, 4),
-            "validation_false_positive_rate": round(choice.false_positive_rate, 4),
-        }
         return result
 
     def _calibrate_verifier(

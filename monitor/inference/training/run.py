@@ -15,10 +15,10 @@ import numpy as np
 
 from monitor.domain import Box, Detection
 from monitor.inference.calibration import (
-    choose_threshold,
     fit_temperature,
     negative_log_likelihood,
     softmax_calibration_error,
+    threshold_report,
 )
 from monitor.inference.classifier import LogoClassifier, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
@@ -277,7 +277,7 @@ class TrainingRun:
         classifier = self.classifier(temperature=temperature, threshold=0.5)
         logo_scores = _scores(classifier, [(photo, None) for photo in logo_photos], self.options)
         negative_scores = _scores(classifier, negatives, self.options)
-        choice = choose_threshold(
+        return threshold_report(
             logo_scores=[score for score, _ in logo_scores],
             logo_correct=[
                 brand in photo.brands
@@ -285,15 +285,8 @@ class TrainingRun:
             ],
             no_logo_scores=[score for score, _ in negative_scores],
             max_false_positive_rate=self.options.max_false_positive_rate,
+            confidence=self.options.false_positive_confidence,
         )
-        return {
-            "value": round(choice.threshold, 4),
-            "validation_logo_photos": len(logo_photos),
-            "validation_no_logo_pictures": len(negatives),
-            "validation_accuracy": round(choice.accuracy, 4),
-            "validation_brand_accuracy": round(choice.brand_accuracy, 4),
-            "validation_false_positive_rate": round(choice.false_positive_rate, 4),
-        }
 
     def _closed_set_validation(
         self, temperature: float, logo_photos: Sequence[LabeledPhoto]
