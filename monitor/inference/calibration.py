@@ -94,6 +94,8 @@ class ThresholdChoice:
     false_positive_rate: float
     brand_accuracy: float
     false_positive_upper_limit: float = 0.0
+    confidence: float = 0.0
+    """The confidence the upper limit was taken at (0 where the pictures were too few for it)."""
 
 
 def wilson_upper_limit(successes: int, trials: int, confidence: float) -> float:
@@ -193,18 +195,16 @@ def threshold_report(
             confidence=with_confidence,
         )
 
-    if not confidence_attainable(len(no_logo_scores), max_false_positive_rate, confidence):
-        confidence = 0.0
     choice = choose(confidence)
     report: dict[str, object] = {
         "value": round(choice.threshold, 6),
         "validation_logo_photos": len(logo_scores),
         "validation_no_logo_pictures": len(no_logo_scores),
         **_validation_outcome(choice),
-        "false_positive_confidence": confidence,
+        "false_positive_confidence": choice.confidence,
         "validation_false_positive_upper_limit": round(choice.false_positive_upper_limit, 4),
     }
-    if confidence > 0:
+    if choice.confidence > 0:
         plain = choose(0.0)
         report["without_confidence"] = {
             "value": round(plain.threshold, 6),
@@ -266,6 +266,7 @@ def _outcome(
         false_positive_rate=false_positive_rate or 0.0,
         brand_accuracy=brand_accuracy or 0.0,
         false_positive_upper_limit=wilson_upper_limit(false_positives, len(negative), confidence),
+        confidence=confidence,
     )
 
 
