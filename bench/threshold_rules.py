@@ -30,8 +30,10 @@ RESULTS = ROOT / "bench" / "results"
 
 def threshold_choices(model_dir: Path) -> dict[str, dict[str, Any]]:
     """The validation threshold reports of both rules, from the model's ``metrics.json``."""
-    metrics = json.loads((model_dir / METRICS_FILE).read_text())
-    chosen = metrics["calibration"]["threshold"]
+    try:
+        chosen = json.loads((model_dir / METRICS_FILE).read_text())["calibration"]["threshold"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"{model_dir}: no threshold report in {METRICS_FILE} ({exc!r})") from exc
     if "without_confidence" not in chosen:
         raise SystemExit(
             f"{model_dir}: its threshold was chosen on the rate seen alone; nothing to compare"
