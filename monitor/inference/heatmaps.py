@@ -69,17 +69,11 @@ def make_targets(
     *,
     ignored: Sequence[tuple[float, float, float, float]] = (),
     input_size: int,
-    background_known: bool = True,
 ) -> Targets:
-    """The training targets of one view with these logos (input pixels).
-
-    ``background_known=False`` is for a photo whose boxes miss logos it shows
-    (``LabeledPhoto.background_known``): only the cells of its boxed logos are trained there, so
-    an unboxed Coca-Cola sign behind a boxed Pepsi is not taught as background.
-    """
+    """The training targets of one view with these logos (input pixels)."""
     side = grid_side(input_size)
     objectness = np.zeros((side, side), dtype=np.float32)
-    heatmap_weight = np.full((side, side), 1.0 if background_known else 0.0, dtype=np.float32)
+    heatmap_weight = np.ones((side, side), dtype=np.float32)
     box_target = np.zeros((side, side, 4), dtype=np.float32)
     box_weight = np.zeros((side, side), dtype=np.float32)
     label_map = np.zeros((side, side), dtype=np.int32)
@@ -88,11 +82,6 @@ def make_targets(
         inside_x = (centres >= region[0]) & (centres <= region[2])
         inside_y = (centres >= region[1]) & (centres <= region[3])
         heatmap_weight[np.ix_(inside_y, inside_x)] = 0.0
-    if not background_known:
-        for target in boxes:
-            inside_x = (centres >= target.box[0]) & (centres <= target.box[2])
-            inside_y = (centres >= target.box[1]) & (centres <= target.box[3])
-            heatmap_weight[np.ix_(inside_y, inside_x)] = 1.0
     # Larger logos first, so where two overlap the smaller one's box is the one regressed.
     for target in sorted(boxes, key=_area, reverse=True):
         gaussian, centre = _gaussian(target.box, side)

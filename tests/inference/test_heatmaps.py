@@ -49,21 +49,6 @@ def test_ignored_regions_are_neither_logo_nor_background() -> None:
     assert targets.box_weight.sum() == 0.0
 
 
-def test_a_photo_with_unboxed_logos_is_trained_only_on_its_boxed_logos() -> None:
-    boxed = TargetBox(box=(40.0, 40.0, 88.0, 72.0), label=0)
-    known = make_targets([boxed], input_size=128)
-    unknown = make_targets([boxed], input_size=128, background_known=False)
-    # the boxed logo's cells are trained alike either way, its targets unchanged
-    assert unknown.heatmap_weight[7, 8] == 1.0
-    assert unknown.heatmap_weight[5, 5] == 1.0
-    assert np.array_equal(unknown.objectness, known.objectness)
-    assert np.array_equal(unknown.box_weight, known.box_weight)
-    # outside the box, where an unboxed logo may be, nothing is taught as background
-    assert known.heatmap_weight[1, 14] == 1.0
-    assert unknown.heatmap_weight[1, 14] == 0.0
-    assert unknown.heatmap_weight[7, 12] == 0.0
-
-
 def test_a_tiny_logo_still_has_a_centre_cell() -> None:
     targets = make_targets([TargetBox(box=(9.0, 9.0, 12.0, 12.0), label=0)], input_size=64)
     assert targets.objectness[1, 1] == 1.0

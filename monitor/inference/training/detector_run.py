@@ -110,15 +110,10 @@ cost time."""
 
 @dataclass(frozen=True)
 class TrainingPhoto:
-    """A training photo kept in memory, shrunk to the largest size a view uses, and its logos.
-
-    ``background_known`` is False for a photo showing logos its boxes miss: no view of it teaches
-    its unboxed parts as background (``make_targets``).
-    """
+    """A training photo kept in memory, shrunk to the largest size a view uses, and its logos."""
 
     image: Image
     boxes: tuple[tuple[tuple[float, float, float, float], int], ...]
-    background_known: bool = True
 
 
 LowerFeatures = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -208,11 +203,7 @@ class DetectorRun:
         lower = self._lower_features()
         validation_batches = [
             self._batch(
-                [
-                    (serving_view(photo.image, photo.boxes, self.size), photo.background_known)
-                    for photo in chunk
-                ],
-                lower,
+                [serving_view(photo.image, photo.boxes, self.size) for photo in chunk], lower
             )
             for chunk in _chunks(validation, self.options.detector_batch_size)
         ]
@@ -239,9 +230,7 @@ class DetectorRun:
                 (tuple(value * shrink for value in logo.box), index[logo.brand])
                 for logo in photo.logo_boxes()
             )
-            loaded.append(
-                TrainingPhoto(image, boxes, photo.background_known)  # type: ignore[arg-type]
-            )
+            loaded.append(TrainingPhoto(image, boxes))  # type: ignore[arg-type]
             if number % 50 == 0 or number == len(photos):
                 self.report(
                     TrainingProgress("reading", number, len(photos), message=f"{side} photos")
@@ -267,18 +256,11 @@ class DetectorRun:
 
         return features
 
-    def _batch(self, views: Sequence[tuple[View, bool]], lower: LowerFeatures) -> Batch:
-        """The targets and lower features of ``views``, each with its photo's background_known."""
+    def _batch(self, views: Sequence[View], lower: LowerFeatures) -> Batch:
         targets = [
-            make_targets(
-                view.boxes,
-                ignored=view.ignored,
-                input_size=self.size,
-                background_known=background_known,
-            )
-            for view, background_known in views
+            make_targets(view.boxes, ignored=view.ignored, input_size=self.size) for view in views
         ]
-        stride_8, cut = lower(np.stack([view.pixels for view, _ in views]))
+        stride_8, cut = lower(np.stack([view.pixels for view in views]))
         return Batch(
             stride_8=stride_8,
             cut=cut,
@@ -306,11 +288,8 @@ class DetectorRun:
             view_rng = np.random.default_rng(seed)
             return self._batch(
                 [
-                    (
-                        augmented_view(
-                            photos[index].image, photos[index].boxes, self.size, rng=view_rng
-                        ),
-                        photos[index].background_known,
+                    augmented_view(
+                        photos[index].image, photos[index].boxes, self.size, rng=view_rng
                     )
                     for index in chunk
                 ],
