@@ -39,8 +39,6 @@ class ViewPlan:
     max_rotation_degrees: float = 4.0
     colour_share: float = 0.8
     blur_share: float = 0.15
-    mosaic_min_scale: float = 0.35
-    mosaic_max_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,65 +76,14 @@ def augmented_view(
         picture, placed_boxes = _rotated(picture, placed_boxes, angle)
     placement = _random_placement(picture.size, size, rng, plan)
     pixels = letterbox(picture, size, placement)
-    return _placed(_altered(Image.fromarray(pixels), rng, plan), placed_boxes, placement, size)
-
-
-def mosaic_view(
-    photos: Sequence[tuple[Image.Image, PhotoBoxes]],
-    size: int,
-    *,
-    rng: np.random.Generator,
-    plan: ViewPlan = ViewPlan(),
-) -> View:
-    """Four photos on one input, one in each corner around a random centre (YOLOv4's mosaic).
-
-    Each photo is scaled between ``mosaic_min_scale`` and ``mosaic_max_scale`` of its serving
-    scale and set with a corner on the centre, cut to its quarter: one view then shows four
-    photos' backgrounds and their logos smaller than serving shows them, where most misses are.
-    A logo the quarter cuts is kept or ignored as a view's edge keeps or ignores it.
-    """
-    if len(photos) != 4:
-        raise ValueError("a mosaic takes four photos")
-    centre_x = int(rng.integers(size // 4, 3 * size // 4 + 1))
-    centre_y = int(rng.integers(size // 4, 3 * size // 4 + 1))
-    canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    kept: list[TargetBox] = []
-    ignored: list[tuple[float, float, float, float]] = []
-    quarters = (
-        (0, 0, centre_x, centre_y),
-        (centre_x, 0, size, centre_y),
-        (0, centre_y, centre_x, size),
-        (centre_x, centre_y, size, size),
-    )
-    for (image, boxes), quarter in zip(photos, quarters, strict=True):
-        picture = image if image.mode == "RGB" else image.convert("RGB")
-        jitter = float(
-            np.exp(rng.uniform(np.log(plan.mosaic_min_scale), np.log(plan.mosaic_max_scale)))
-        )
-        scale = fitting_placement(picture.size, size).scale * jitter
-        width, height = round(picture.size[0] * scale), round(picture.size[1] * scale)
-        # the corner nearest the centre sits on it, so the photo fills its quarter outwards
-        left = centre_x - width if quarter[0] == 0 else centre_x
-        top = centre_y - height if quarter[1] == 0 else centre_y
-        placement = Placement(scale=scale, left=left, top=top)
-        x0, y0, x1, y1 = quarter
-        canvas[y0:y1, x0:x1] = letterbox(picture, size, placement)[y0:y1, x0:x1]
-        quarter_kept, quarter_ignored = _placed_within(boxes, placement, quarter)
-        kept.extend(quarter_kept)
-        ignored.extend(quarter_ignored)
-    altered = _altered(Image.fromarray(canvas), rng, plan)
-    return View(pixels=altered, boxes=tuple(kept), ignored=tuple(ignored))
-
-
-def _altered(picture: Image.Image, rng: np.random.Generator, plan: ViewPlan) -> np.ndarray:
-    """The view's colour and blur changes, each drawn with its share."""
+    altered = Image.fromarray(pixels)
     if rng.random() < plan.colour_share:
-        picture = ImageEnhance.Brightness(picture).enhance(float(rng.uniform(0.7, 1.3)))
-        picture = ImageEnhance.Contrast(picture).enhance(float(rng.uniform(0.7, 1.3)))
-        picture = ImageEnhance.Color(picture).enhance(float(rng.uniform(0.6, 1.4)))
+        altered = ImageEnhance.Brightness(altered).enhance(float(rng.uniform(0.7, 1.3)))
+        altered = ImageEnhance.Contrast(altered).enhance(float(rng.uniform(0.7, 1.3)))
+        altered = ImageEnhance.Color(altered).enhance(float(rng.uniform(0.6, 1.4)))
     if rng.random() < plan.blur_share:
-        picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2))))
-    return np.asarray(picture, dtype=np.uint8)
+        altered = altered.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2))))
+    return _placed(np.asarray(altered, dtype=np.uint8), placed_boxes, placement, size)
 
 
 def _random_placement(
@@ -204,27 +151,11 @@ def _rotated(
 
 def _placed(pixels: np.ndarray, boxes: PhotoBoxes, placement: Placement, size: int) -> View:
     """The view's targets: each logo moved onto the input, kept, or ignored when cut too much."""
-    kept, ignored = _placed_within(boxes, placement, (0, 0, size, size))
-    return View(pixels=pixels, boxes=kept, ignored=ignored)
-
-
-Region = tuple[float, float, float, float]
-
-
-def _placed_within(
-    boxes: PhotoBoxes, placement: Placement, region: tuple[int, int, int, int]
-) -> tuple[tuple[TargetBox, ...], tuple[Region, ...]]:
-    """The logos moved onto the input and cut to ``region``: kept, or ignored when cut too much."""
     kept: list[TargetBox] = []
-    ignored: list[Region] = []
+    ignored: list[tuple[float, float, float, float]] = []
     for box, label in boxes:
         moved = placement.to_input(box)
-        clipped = (
-            float(np.clip(moved[0], region[0], region[2])),
-            float(np.clip(moved[1], region[1], region[3])),
-            float(np.clip(moved[2], region[0], region[2])),
-            float(np.clip(moved[3], region[1], region[3])),
-        )
+        clipped = tuple(float(np.clip(value, 0, size)) for value in moved)
         full = max(0.0, moved[2] - moved[0]) * max(0.0, moved[3] - moved[1])
         visible = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
         if visible <= 0 or full <= 0:
@@ -233,5 +164,5 @@ def _placed_within(
         if visible / full >= MIN_VISIBLE and big_enough:
             kept.append(TargetBox(box=clipped, label=label))  # type: ignore[arg-type]
         else:
-            ignored.append(clipped)
-    return tuple(kept), tuple(ignored)
+            ignored.append(clipped)  # type: ignore[arg-type]
+    return View(pixels=pixels, boxes=tuple(kept), ignored=tuple(ignored))

@@ -7,18 +7,12 @@ import pytest
 from PIL import Image
 
 from monitor.inference.letterbox import PAD_VALUE, Placement, fitting_placement, letterbox
-from monitor.inference.views import (
-    MIN_VISIBLE,
-    ViewPlan,
-    augmented_view,
-    mosaic_view,
-    serving_view,
-)
+from monitor.inference.views import MIN_VISIBLE, ViewPlan, augmented_view, serving_view
 
 
-def _photo(width: int, height: int, colour: tuple[int, int, int] = (200, 30, 30)) -> Image.Image:
+def _photo(width: int, height: int) -> Image.Image:
     pixels = np.zeros((height, width, 3), dtype=np.uint8)
-    pixels[:, :] = colour
+    pixels[:, :] = (200, 30, 30)
     return Image.fromarray(pixels)
 
 
@@ -80,42 +74,3 @@ def test_rotated_views_keep_the_logo_near_its_place() -> None:
     (target,) = view.boxes
     width = target.box[2] - target.box[0]
     assert 38 <= width <= 46
-
-
-def test_a_mosaic_sets_four_photos_in_its_quarters_with_their_logos_smaller() -> None:
-    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)]
-    photos = [
-        (_photo(200, 200, colour), [((80, 80, 120, 120), label)])
-        for label, colour in enumerate(colours)
-    ]
-    plan = ViewPlan(colour_share=0.0, blur_share=0.0, mosaic_min_scale=0.4, mosaic_max_scale=0.5)
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        view = mosaic_view(photos, 128, rng=rng, plan=plan)
-        assert view.pixels.shape == (128, 128, 3)
-        # each photo fills the quarter on its side of the centre: the corners show all four
-        corners = [view.pixels[0, 0], view.pixels[0, -1], view.pixels[-1, 0], view.pixels[-1, -1]]
-        present = {tuple(int(value) for value in pixel) for pixel in corners}
-        assert present <= {*colours, (PAD_VALUE,) * 3}
-        assert all(target.label in range(4) for target in view.boxes)
-        for target in view.boxes:
-            side = target.box[2] - target.box[0]
-            # a 40-pixel logo, served at 128/200 of it, is shown at 0.4-0.5 of that
-            assert 0.4 * 40 * 128 / 200 - 1 <= side <= 0.5 * 40 * 128 / 200 + 1
-        # every logo is kept or ignored, none lost
-        assert len(view.boxes) + len(view.ignored) <= 4
-
-
-def test_a_mosaic_keeps_each_logo_inside_its_own_quarter() -> None:
-    photos = [(_photo(100, 100), [((0, 0, 100, 100), 0)]) for _ in range(4)]
-    plan = ViewPlan(colour_share=0.0, blur_share=0.0, mosaic_min_scale=1.0, mosaic_max_scale=1.0)
-    view = mosaic_view(photos, 64, rng=np.random.default_rng(5), plan=plan)
-    # each photo (and its logo) is the whole 64-pixel input, cut to a quarter: too cut to name
-    assert not view.boxes and len(view.ignored) == 4
-    right_of_centre = [region for region in view.ignored if region[0] > 0]
-    assert right_of_centre and all(region[2] == 64 for region in right_of_centre)
-
-
-def test_a_mosaic_needs_four_photos() -> None:
-    with pytest.raises(ValueError, match="four"):
-        mosaic_view([(_photo(10, 10), [])], 64, rng=np.random.default_rng(0))

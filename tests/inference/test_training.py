@@ -379,7 +379,6 @@ def test_missing_weights_file_is_a_configuration_error(tmp_path: Path) -> None:
         ({"detector_head_width": 4}, "detector_head_width"),
         ({"detector_serving_size": 100}, "detector_serving_size must be a multiple of 32"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
-        ({"detector_mosaic_share": 1.5}, "detector_mosaic_share"),
     ],
 )
 def test_bad_options_are_configuration_errors(changes: dict[str, object], message: str) -> None:

@@ -93,7 +93,7 @@ from monitor.inference.verification import (
     fused_brand_logits,
     with_fused_brand,
 )
-from monitor.inference.views import View, ViewPlan, augmented_view, mosaic_view, serving_view
+from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
 from monitor.inference.windows import iou, overlap_of_smaller
 
 REPRESENTATIVE_PHOTOS = 64
@@ -102,9 +102,6 @@ UPPER_LEARNING_SHARE = 0.1
 """The fine-tuned backbone learns at this share of the head's rate (it starts trained)."""
 WEIGHT_DECAY = 0.05
 BOX_LOSS_WEIGHT = 2.0
-MOSAIC_UNTIL = 0.75
-"""Mosaic views are drawn in this share of the epochs; the last ones show photos as serving does,
-so the weights kept are fitted to single photos (YOLOv8 closes its mosaic for the last epochs)."""
 VALIDATE_FROM = 0.5
 """Validation losses are measured from this share of the epochs on: under the cosine schedule
 the loss falls until the last epochs, so a pass over the validation photos before then would only
@@ -275,38 +272,29 @@ class DetectorRun:
         )
 
     def _epoch_batches(
-        self,
-        photos: Sequence[TrainingPhoto],
-        rng: np.random.Generator,
-        lower: LowerFeatures,
-        *,
-        mosaic_share: float,
+        self, photos: Sequence[TrainingPhoto], rng: np.random.Generator, lower: LowerFeatures
     ) -> Iterator[Batch]:
         """One epoch of fresh views, every photo once in a random order, drawn a batch ahead.
 
-        ``mosaic_share`` of the views set their photo beside three others drawn at random
-        (``mosaic_view``). Views are drawn, and the frozen lower backbone run on them, on a second
-        thread while TensorFlow trains on the batch before, so the cores spend no time waiting for
-        Pillow.
+        Views are drawn, and the frozen lower backbone run on them, on a second thread while
+        TensorFlow trains on the batch before, so the cores spend no time waiting for Pillow.
         """
         order = rng.permutation(len(photos))
         size = self.options.detector_batch_size
         chunks = [order[start : start + size] for start in range(0, len(order) - size + 1, size)]
         seeds = rng.integers(0, 2**31, size=len(chunks))
 
-        def view(index: int, view_rng: np.random.Generator) -> View:
-            if view_rng.random() < mosaic_share:
-                others = view_rng.choice(len(photos), size=3, replace=len(photos) < 3)
-                chosen = [photos[number] for number in (index, *others)]
-                return mosaic_view(
-                    [(photo.image, photo.boxes) for photo in chosen], self.size, rng=view_rng
-                )
-            photo = photos[index]
-            return augmented_view(photo.image, photo.boxes, self.size, rng=view_rng)
-
         def draw(chunk: np.ndarray, seed: int) -> Batch:
             view_rng = np.random.default_rng(seed)
-            return self._batch([view(int(index), view_rng) for index in chunk], lower)
+            return self._batch(
+                [
+                    augmented_view(
+                        photos[index].image, photos[index].boxes, self.size, rng=view_rng
+                    )
+                    for index in chunk
+                ],
+                lower,
+            )
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(draw, chunks[0], int(seeds[0])) if chunks else None
@@ -332,14 +320,11 @@ class DetectorRun:
         evaluate = _loss_function(self.upper, self.head)
         rng = np.random.default_rng([options.seed, 23])
         first_validated = math.ceil(options.detector_epochs * VALIDATE_FROM)
-        last_mosaic = math.floor(options.detector_epochs * MOSAIC_UNTIL)
         best_weights = self._weights()
         best_value = np.inf
         for epoch in range(1, options.detector_epochs + 1):
             sums = np.zeros(len(LOSS_NAMES))
-            mosaic_share = options.detector_mosaic_share if epoch <= last_mosaic else 0.0
-            batches = self._epoch_batches(train, rng, lower, mosaic_share=mosaic_share)
-            for step, batch in enumerate(batches, start=1):
+            for step, batch in enumerate(self._epoch_batches(train, rng, lower), start=1):
                 losses = train_step(*batch.tensors())
                 sums += [float(value) for value in losses]
                 if step % REPORT_EVERY_STEPS == 0 or step == steps_per_epoch:

@@ -41,8 +41,6 @@ class TrainOptions:
     have no boxes for a detector to learn where logos are from (``resolved_architecture``).
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
     epochs, batch, learning rate and the width of its pyramid and head;
-    ``detector_mosaic_share`` of its training views set four photos on one input, in all but
-    the last quarter of its epochs;
     ``detector_serving_size`` is the input size the saved detector answers at, None for the
     training size) and, when the data has logo-free regions, its second look (``verifier``): a
     window classifier at ``verifier_input_size`` pixels on windows ``verifier_context`` times the
@@ -91,7 +89,6 @@ class TrainOptions:
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
     detector_head_width: int = 128
-    detector_mosaic_share: float = 0.5
     verifier: bool = True
     verifier_input_size: int = 160
     verifier_context: float = 1.6
@@ -170,8 +167,6 @@ def _option_problems(options: TrainOptions) -> list[str]:
             problems.append(f"{name} must be a multiple of 32 between 64 and 1024")
     if options.detector_epochs < 1:
         problems.append("detector_epochs must be at least 1")
-    if not 0 <= options.detector_mosaic_share <= 1:
-        problems.append("detector_mosaic_share must be in [0, 1]")
     if options.detector_batch_size < 1 or options.detector_learning_rate <= 0:
         problems.append("detector_batch_size and detector_learning_rate must be positive")
     if not 32 <= options.verifier_input_size <= 640 or options.verifier_context < 1:
