@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from monitor.domain import Box
-from monitor.exceptions import ModelError
+from monitor.exceptions import DatasetError, ModelError
 from monitor.inference.classifier import load_classifier
-from monitor.inference.datasets import LabeledPhoto, PhotoSplit, photos_named, read_dataset
+from monitor.inference.datasets import LabeledPhoto, photos_named, read_dataset
 from monitor.inference.detection import LogoDetector, PhotoCandidates, at_threshold
-from monitor.inference.model_dir import SPLIT_FILE
+from monitor.inference.evaluation import saved_split
 from monitor.inference.training.data import analyse_pictures
 from monitor.inference.windows import box_area, iou
 
@@ -99,11 +99,13 @@ def main() -> None:
         raise SystemExit(str(exc)) from exc
     if not isinstance(detector, LogoDetector):
         raise SystemExit(f"{args.model} is not a detector model")
-    split_path = args.model / SPLIT_FILE
-    if not split_path.is_file():
-        raise SystemExit(f"{args.model} has no {SPLIT_FILE}: only a model trained here has a split")
-    split = PhotoSplit.from_dict(json.loads(split_path.read_text()))
     dataset = read_dataset(args.dataset)
+    try:
+        split = saved_split(dataset, args.model)
+    except DatasetError as exc:
+        raise SystemExit(str(exc)) from exc
+    if split is None:
+        raise SystemExit(f"{args.model} has no split of {args.dataset}: it was not trained on it")
     photos = [photo for photo in photos_named(dataset, getattr(split, args.side)) if photo.has_logo]
     answered = analyse(detector, photos)
     own = analyse(detector.without_second_look(), photos)

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from monitor.domain import Detection
-from monitor.exceptions import ModelError
+from monitor.exceptions import DatasetError, ModelError
 from monitor.inference.calibration import choose_threshold
 from monitor.inference.classifier import load_classifier
-from monitor.inference.datasets import PhotoSplit, photos_named, read_dataset
+from monitor.inference.datasets import photos_named, read_dataset
 from monitor.inference.detection import LogoDetector
-from monitor.inference.model_dir import SPLIT_FILE
+from monitor.inference.evaluation import saved_split
 from monitor.inference.training.data import analyse_pictures, validation_negatives
 from monitor.inference.training.options import TrainOptions
 from monitor.inference.unboxed import unboxed_photo_names, with_unboxed_logos
@@ -67,11 +67,13 @@ def measure(model_dir: Path, dataset_dir: Path) -> dict[str, Any]:
         raise SystemExit(str(exc)) from exc
     if not isinstance(detector, LogoDetector):
         raise SystemExit(f"{model_dir} is not a detector model")
-    split_path = model_dir / SPLIT_FILE
-    if not split_path.is_file():
-        raise SystemExit(f"{model_dir} has no {SPLIT_FILE}: only a model trained here has a split")
-    split = PhotoSplit.from_dict(json.loads(split_path.read_text()))
     dataset = with_unboxed_logos(read_dataset(dataset_dir), unboxed_photo_names(dataset_dir))
+    try:
+        split = saved_split(dataset, model_dir)
+    except DatasetError as exc:
+        raise SystemExit(str(exc)) from exc
+    if split is None:
+        raise SystemExit(f"{model_dir} has no split of {dataset_dir}: it was not trained on it")
     validation = photos_named(dataset, split.validation)
     logo_photos = [photo for photo in validation if photo.has_logo]
     negatives = validation_negatives(validation, seed=split.seed)

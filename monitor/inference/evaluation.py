@@ -200,7 +200,7 @@ def _split_for(dataset: Dataset, model_dir: Path, *, seed: int | None) -> PhotoS
     Folder datasets other than the training one (a separate test folder) have no split: all their
     photos are test photos.
     """
-    saved = _saved_split(dataset, model_dir)
+    saved = saved_split(dataset, model_dir)
     if saved is not None:
         return saved if saved.test else None
     if dataset.layout == "folders":
@@ -213,8 +213,9 @@ def _split_for(dataset: Dataset, model_dir: Path, *, seed: int | None) -> PhotoS
     )
 
 
-def _saved_split(dataset: Dataset, model_dir: Path) -> PhotoSplit | None:
-    """The split file of the model when it belongs to this dataset."""
+def saved_split(dataset: Dataset, model_dir: Path) -> PhotoSplit | None:
+    """The split file of the model when it belongs to this dataset (None: no such file, or another
+    dataset's); a split file that cannot be read is a ``DatasetError``."""
     path = model_dir / SPLIT_FILE
     if not path.is_file():
         return None
