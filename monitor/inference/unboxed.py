@@ -11,7 +11,11 @@ real logos (the README has the numbers).
 
 A dataset names its photos with unboxed logos in ``unboxed_logos.txt`` beside its
 annotations, one photo name a line (``images/123.jpg``, as the annotations name them; ``#``
-starts a comment). FlickrLogos-27's training set, whose folder is read-only for most of its
+starts a comment). A line may also box one of the logos the annotations missed, as they box
+theirs: ``images/123.jpg Cocacola X1 Y1 X2 Y2``. Such a box teaches the networks that logo on the
+training side of the split (a logo to find instead of background to ignore); validation and test
+photos keep the annotations' boxes, so their numbers stay comparable with those measured before,
+and a listed photo stays one no logo-free picture is cut from. FlickrLogos-27's training set, whose folder is read-only for most of its
 users, has its list here, recognised by the SHA-256 of its annotations file: found by looking
 at every candidate a trained detector gave away from every box, over all its photos, and
 keeping the photos where a person saw a logo there (another brand's, another instance of the
@@ -22,12 +26,13 @@ same, or a part of the boxed logo's design left outside its box). Training reads
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from monitor.domain import Box
 from monitor.exceptions import DatasetError
-from monitor.inference.datasets import ANNOTATIONS_FILE, Dataset
+from monitor.inference.datasets import ANNOTATIONS_FILE, Dataset, LabeledPhoto, LogoBox
 
 UNBOXED_LOGOS_FILE = "unboxed_logos.txt"
 
@@ -103,24 +108,49 @@ FLICKR_LOGOS_27_UNBOXED = frozenset(
         "images/4771691508.jpg",
     )
 )
+FLICKR_LOGOS_27_ADDED_BOXES: tuple[tuple[str, str, Box], ...] = ()
+"""Logos of the listed photos that their annotations miss, boxed (photo, brand, box)."""
 KNOWN_DATASETS = {FLICKR_LOGOS_27_ANNOTATIONS_SHA256: FLICKR_LOGOS_27_UNBOXED}
+KNOWN_ADDED_BOXES = {FLICKR_LOGOS_27_ANNOTATIONS_SHA256: FLICKR_LOGOS_27_ADDED_BOXES}
+
+
+@dataclass(frozen=True)
+class UnboxedLogos:
+    """A dataset's list: its photos with unboxed logos, and the boxes added for some of those."""
+
+    photos: frozenset[str] = frozenset()
+    added: tuple[tuple[str, LogoBox], ...] = ()
 
 
 def unboxed_photo_names(dataset_dir: Path) -> frozenset[str]:
     """The dataset's photos with unboxed logos: its own list, and the one known for it here."""
+    return unboxed_logos(dataset_dir).photos
+
+
+def unboxed_logos(dataset_dir: Path) -> UnboxedLogos:
+    """The dataset's own list (``unboxed_logos.txt``) joined with the one known for it here."""
     names: set[str] = set()
+    added: list[tuple[str, LogoBox]] = []
     listed = dataset_dir / UNBOXED_LOGOS_FILE
     if listed.is_file():
         try:
             text = listed.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DatasetError(f"cannot read {listed}: {exc}") from exc
-        names.update(_names_in(text.splitlines()))
+        for number, line in enumerate(text.splitlines(), start=1):
+            name, logo = _parse_line(line, path=listed, number=number)
+            if name:
+                names.add(name)
+            if logo is not None:
+                added.append((name, logo))
     annotations = dataset_dir / ANNOTATIONS_FILE
     if annotations.is_file():
         digest = hashlib.sha256(annotations.read_bytes()).hexdigest()
         names.update(KNOWN_DATASETS.get(digest, frozenset()))
-    return frozenset(names)
+        for name, brand, box in KNOWN_ADDED_BOXES.get(digest, ()):
+            names.add(name)
+            added.append((name, LogoBox(brand, box)))
+    return UnboxedLogos(frozenset(names), tuple(added))
 
 
 def with_unboxed_logos(dataset: Dataset, names: frozenset[str]) -> Dataset:
@@ -145,10 +175,74 @@ def with_unboxed_logos(dataset: Dataset, names: frozenset[str]) -> Dataset:
     return replace(dataset, photos=photos)
 
 
-def _names_in(lines: Iterable[str]) -> list[str]:
-    names = []
-    for line in lines:
-        name = line.split("#", 1)[0].strip()
-        if name:
-            names.append(name)
-    return names
+def checked_additions(
+    dataset: Dataset, added: Iterable[tuple[str, LogoBox]]
+) -> tuple[tuple[str, LogoBox], ...]:
+    """The list's added boxes, each clipped to its photo, checked before the dataset is split.
+
+    A photo the dataset lacks, a brand it does not know, or a box with no area inside its photo
+    is a DatasetError: a list written for another version of the annotations would otherwise
+    teach wrong logos.
+    """
+    photos = dataset.by_name()
+    checked = []
+    for name, logo in added:
+        photo = photos.get(name)
+        if photo is None:
+            raise DatasetError(f"{UNBOXED_LOGOS_FILE}: {name} is not in {dataset.root}")
+        if logo.brand not in dataset.labels:
+            raise DatasetError(
+                f"{UNBOXED_LOGOS_FILE}: brand {logo.brand!r} (box on {name}) is not one of the "
+                f"dataset's brands"
+            )
+        width, height = photo.size
+        x1, y1, x2, y2 = logo.box
+        clipped = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            raise DatasetError(
+                f"{UNBOXED_LOGOS_FILE}: box {logo.box} of {name} has no area inside its "
+                f"{width}x{height} photo"
+            )
+        checked.append((name, LogoBox(logo.brand, clipped)))
+    return tuple(checked)
+
+
+def with_added_boxes(
+    photos: Sequence[LabeledPhoto], added: Iterable[tuple[str, LogoBox]]
+) -> list[LabeledPhoto]:
+    """``photos`` with the (checked) added boxes of those named, the others as they are.
+
+    Called on the training side of a split only, so that validation and test keep the
+    annotations' boxes.
+    """
+    extra: dict[str, list[LogoBox]] = {}
+    for name, logo in added:
+        extra.setdefault(name, []).append(logo)
+    result = []
+    for photo in photos:
+        logos = extra.get(photo.name)
+        if not logos:
+            result.append(photo)
+            continue
+        boxes = tuple(dict.fromkeys([*photo.boxes, *logos]))
+        brands = tuple(sorted({logo.brand for logo in boxes}))
+        result.append(replace(photo, boxes=boxes, brands=brands))
+    return result
+
+
+def _parse_line(line: str, *, path: Path, number: int) -> tuple[str, LogoBox | None]:
+    """``NAME`` or ``NAME BRAND X1 Y1 X2 Y2``, a ``#`` comment stripped ("" for none)."""
+    fields = line.split("#", 1)[0].split()
+    if len(fields) <= 1:
+        return (fields[0] if fields else ""), None
+    if len(fields) != 6:
+        raise DatasetError(
+            f"{path}:{number}: expected 'PHOTO' or 'PHOTO BRAND X1 Y1 X2 Y2', got {line.strip()!r}"
+        )
+    try:
+        x1, y1, x2, y2 = (int(value) for value in fields[2:])
+    except ValueError as exc:
+        raise DatasetError(
+            f"{path}:{number}: box corners must be integers: {line.strip()!r}"
+        ) from exc
+    return fields[0], LogoBox(fields[1], (x1, y1, x2, y2))

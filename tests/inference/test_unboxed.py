@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,14 +11,22 @@ import numpy as np
 import pytest
 
 from monitor.exceptions import DatasetError
-from monitor.inference.datasets import background_regions, held_out_negatives, read_dataset
+from monitor.inference.datasets import (
+    LogoBox,
+    background_regions,
+    held_out_negatives,
+    read_dataset,
+)
 from monitor.inference.training import TrainOptions
 from monitor.inference.training.data import prepare_data, validation_negatives
 from monitor.inference.unboxed import (
     FLICKR_LOGOS_27_ANNOTATIONS_SHA256,
     FLICKR_LOGOS_27_UNBOXED,
     UNBOXED_LOGOS_FILE,
+    checked_additions,
+    unboxed_logos,
     unboxed_photo_names,
+    with_added_boxes,
     with_unboxed_logos,
 )
 from tests.inference.factories import write_flickr_dataset
@@ -67,6 +76,53 @@ def test_training_reads_the_list_unless_told_not_to(dataset_dir: Path) -> None:
     assert any(
         photo.name in listed for photo, _ in validation_negatives(ignored.validation_photos, seed=3)
     )
+
+
+def test_a_boxed_line_adds_its_logo_to_training_photos_only(dataset_dir: Path) -> None:
+    photos = sorted(photo.name for photo in read_dataset(dataset_dir).photos)
+    (dataset_dir / UNBOXED_LOGOS_FILE).write_text(
+        "".join(f"{name} globex 250 150 300 200  # a sign behind\n" for name in photos)
+    )
+    listed = unboxed_logos(dataset_dir)
+    assert listed.photos == set(photos)
+    assert len(listed.added) == len(photos)
+    options = TrainOptions(validation_fraction=0.34, test_fraction=0.0, seed=3)
+    prepared = prepare_data(dataset_dir, options)
+    for photo in prepared.train_photos:
+        assert photo.boxes[-1].box == (250, 150, 300, 200)
+        assert "globex" in photo.brands and photo.unboxed_logos
+    original = read_dataset(dataset_dir).by_name()
+    for photo in prepared.validation_photos:  # validation keeps the annotations' boxes
+        assert photo.boxes == original[photo.name].boxes
+    # the split is the one made without the added boxes
+    plain = prepare_data(dataset_dir, replace(options, unboxed_logo_lists=False))
+    assert [p.name for p in plain.train_photos] == [p.name for p in prepared.train_photos]
+    assert all(len(p.boxes) == 1 for p in plain.train_photos)
+
+
+def test_an_added_box_is_clipped_to_its_photo(dataset_dir: Path) -> None:
+    dataset = read_dataset(dataset_dir)
+    photo = dataset.photos[0]
+    additions = checked_additions(dataset, [(photo.name, LogoBox("acme", (100, 100, 500, 500)))])
+    (added,) = with_added_boxes([photo], additions)
+    assert added.boxes[-1] == LogoBox("acme", (100, 100, *photo.size))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("images/0001.jpg pepsi 1 1 20 20", "brand 'pepsi'"),
+        ("images/0001.jpg acme 400 300 500 400", "no area inside its 320x240 photo"),
+        ("images/0001.jpg acme 1 1 20", "expected 'PHOTO' or 'PHOTO BRAND X1 Y1 X2 Y2'"),
+        ("images/0001.jpg acme 1 1 20 2x", "corners must be integers"),
+        ("images/9999.jpg acme 1 1 20 20", "(e.g. images/9999.jpg)"),
+    ],
+)
+def test_a_wrong_added_box_is_a_dataset_error(dataset_dir: Path, line: str, message: str) -> None:
+    (dataset_dir / UNBOXED_LOGOS_FILE).write_text(f"images/1002.jpg\n{line}\n")
+    options = TrainOptions(validation_fraction=0.34, test_fraction=0.0, seed=3)
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        prepare_data(dataset_dir, options)
 
 
 def test_a_listed_photo_the_dataset_lacks_is_a_dataset_error(dataset_dir: Path) -> None:

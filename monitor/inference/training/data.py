@@ -31,7 +31,13 @@ from monitor.inference.detection import LogoDetector, PhotoCandidates
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import SampleSpec, SamplingPlan, plan_samples
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
-from monitor.inference.unboxed import unboxed_photo_names, with_unboxed_logos
+from monitor.inference.unboxed import (
+    UnboxedLogos,
+    checked_additions,
+    unboxed_logos,
+    with_added_boxes,
+    with_unboxed_logos,
+)
 
 VALIDATION_NEGATIVES_PER_PHOTO = 3
 SCORING_CHUNK = 16
@@ -64,15 +70,17 @@ class PreparedData:
 def prepare_data(dataset_dir: Path, options: TrainOptions) -> PreparedData:
     """Read, split and plan the samples of both training sides."""
     dataset = read_dataset(dataset_dir, no_logo_folder=options.no_logo_folder)
-    if options.unboxed_logo_lists:
-        dataset = with_unboxed_logos(dataset, unboxed_photo_names(Path(dataset_dir)))
+    listed = unboxed_logos(Path(dataset_dir)) if options.unboxed_logo_lists else UnboxedLogos()
+    dataset = with_unboxed_logos(dataset, listed.photos)
+    additions = checked_additions(dataset, listed.added)
     split = split_by_photo(
         dataset.photos,
         validation_fraction=options.validation_fraction,
         test_fraction=options.test_fraction,
         seed=options.seed,
     )
-    train_photos = photos_named(dataset, split.train)
+    # the list's added boxes teach the networks; validation keeps the annotations' (comparable)
+    train_photos = with_added_boxes(photos_named(dataset, split.train), additions)
     validation_photos = photos_named(dataset, split.validation)
     if options.negatives_dir is not None:
         train_photos, validation_photos = _add_negatives(

@@ -259,7 +259,18 @@ def _data_summary(prepared: PreparedData) -> dict[str, Any]:
             "train": sum(photo.unboxed_logos for photo in prepared.train_photos),
             "validation": sum(photo.unboxed_logos for photo in prepared.validation_photos),
         },
+        "added_logo_boxes_in_training": _added_boxes(prepared),
     }
+
+
+def _added_boxes(prepared: PreparedData) -> int:
+    """How many boxes the dataset's unboxed-logo list added to the training photos."""
+    annotated = prepared.dataset.by_name()
+    return sum(
+        len(photo.boxes) - len(annotated[photo.name].boxes)
+        for photo in prepared.train_photos
+        if photo.name in annotated
+    )
 
 
 def _metrics(
