@@ -86,7 +86,9 @@ def test_a_boxed_line_adds_its_logo_to_training_photos_only(dataset_dir: Path) -
     listed = unboxed_logos(dataset_dir)
     assert listed.photos == set(photos)
     assert len(listed.added) == len(photos)
-    options = TrainOptions(validation_fraction=0.34, test_fraction=0.0, seed=3)
+    options = TrainOptions(
+        validation_fraction=0.34, test_fraction=0.0, seed=3, added_logo_boxes=True
+    )
     prepared = prepare_data(dataset_dir, options)
     for photo in prepared.train_photos:
         assert photo.boxes[-1].box == (250, 150, 300, 200)
@@ -98,6 +100,9 @@ def test_a_boxed_line_adds_its_logo_to_training_photos_only(dataset_dir: Path) -
     plain = prepare_data(dataset_dir, replace(options, unboxed_logo_lists=False))
     assert [p.name for p in plain.train_photos] == [p.name for p in prepared.train_photos]
     assert all(len(p.boxes) == 1 for p in plain.train_photos)
+    # off by default: the photos stay listed, their boxes the annotations'
+    default = prepare_data(dataset_dir, replace(options, added_logo_boxes=False))
+    assert all(len(p.boxes) == 1 and p.unboxed_logos for p in default.train_photos)
 
 
 def test_an_added_box_is_clipped_to_its_photo(dataset_dir: Path) -> None:
