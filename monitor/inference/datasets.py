@@ -170,13 +170,18 @@ def _parse_annotation_line(line: str, *, path: Path, number: int) -> tuple[str, 
     file_name, brand = fields[0], fields[1]
     if "/" in file_name or "\\" in file_name or file_name.startswith("."):
         raise DatasetError(f"{path}:{number}: file name {file_name!r} must be a plain name")
+    return file_name, LogoBox(brand, box_corners(fields[3:], line=line, path=path, number=number))
+
+
+def box_corners(fields: Sequence[str], *, line: str, path: Path, number: int) -> Box:
+    """``X1 Y1 X2 Y2`` of a list's line as a box; DatasetError naming the line when not integers."""
     try:
-        x1, y1, x2, y2 = (int(value) for value in fields[3:])
+        x1, y1, x2, y2 = (int(value) for value in fields)
     except ValueError as exc:
         raise DatasetError(
             f"{path}:{number}: box corners must be integers: {line.strip()!r}"
         ) from exc
-    return file_name, LogoBox(brand, (x1, y1, x2, y2))
+    return (x1, y1, x2, y2)
 
 
 def _clip_boxes(boxes: Iterable[LogoBox], size: tuple[int, int]) -> tuple[LogoBox, ...]:

@@ -32,7 +32,13 @@ from pathlib import Path
 
 from monitor.domain import Box
 from monitor.exceptions import DatasetError
-from monitor.inference.datasets import ANNOTATIONS_FILE, Dataset, LabeledPhoto, LogoBox
+from monitor.inference.datasets import (
+    ANNOTATIONS_FILE,
+    Dataset,
+    LabeledPhoto,
+    LogoBox,
+    box_corners,
+)
 
 UNBOXED_LOGOS_FILE = "unboxed_logos.txt"
 
@@ -385,10 +391,5 @@ def _parse_line(line: str, *, path: Path, number: int) -> tuple[str, LogoBox | N
         raise DatasetError(
             f"{path}:{number}: expected 'PHOTO' or 'PHOTO BRAND X1 Y1 X2 Y2', got {line.strip()!r}"
         )
-    try:
-        x1, y1, x2, y2 = (int(value) for value in fields[2:])
-    except ValueError as exc:
-        raise DatasetError(
-            f"{path}:{number}: box corners must be integers: {line.strip()!r}"
-        ) from exc
-    return fields[0], LogoBox(fields[1], (x1, y1, x2, y2))
+    box = box_corners(fields[2:], line=line, path=path, number=number)
+    return fields[0], LogoBox(fields[1], box)
