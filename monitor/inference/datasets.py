@@ -186,15 +186,22 @@ def box_corners(fields: Sequence[str], *, line: str, path: Path, number: int) ->
 
 def _clip_boxes(boxes: Iterable[LogoBox], size: tuple[int, int]) -> tuple[LogoBox, ...]:
     """Boxes clipped to the photo, without those left with no area, without repeats."""
-    width, height = size
     kept: list[LogoBox] = []
     for logo in boxes:
-        x1, y1, x2, y2 = logo.box
-        clipped = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
-        candidate = LogoBox(logo.brand, clipped)
-        if clipped[2] > clipped[0] and clipped[3] > clipped[1] and candidate not in kept:
-            kept.append(candidate)
+        clipped = clipped_box(logo.box, size)
+        if clipped is not None and LogoBox(logo.brand, clipped) not in kept:
+            kept.append(LogoBox(logo.brand, clipped))
     return tuple(kept)
+
+
+def clipped_box(box: Box, size: tuple[int, int]) -> Box | None:
+    """``box`` clipped to a photo of ``size``; None when nothing of it is left inside."""
+    width, height = size
+    x1, y1, x2, y2 = box
+    clipped = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        return None
+    return clipped
 
 
 def image_size(path: Path) -> tuple[int, int]:

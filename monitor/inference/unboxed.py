@@ -12,15 +12,17 @@ real logos (the README has the numbers).
 A dataset names its photos with unboxed logos in ``unboxed_logos.txt`` beside its
 annotations, one photo name a line (``images/123.jpg``, as the annotations name them; ``#``
 starts a comment). A line may also box one of the logos the annotations missed, as they box
-theirs: ``images/123.jpg Cocacola X1 Y1 X2 Y2``. Such a box teaches the networks that logo on the
-training side of the split (a logo to find instead of background to ignore); validation and test
-photos keep the annotations' boxes, so their numbers stay comparable with those measured before,
-and a listed photo stays one no logo-free picture is cut from. FlickrLogos-27's training set, whose folder is read-only for most of its
-users, has its list here, recognised by the SHA-256 of its annotations file: found by looking
-at every candidate a trained detector gave away from every box, over all its photos, and
-keeping the photos where a person saw a logo there (another brand's, another instance of the
-same, or a part of the boxed logo's design left outside its box). Training reads these lists;
-``monitor evaluate`` does not, so test numbers stay comparable with those measured before.
+theirs: ``images/123.jpg Cocacola X1 Y1 X2 Y2``. With ``TrainOptions.added_logo_boxes`` (off
+by default: README, "Boxes for the logos the annotations missed") such a box teaches the networks
+that logo on the training side of the split (a logo to find instead of background to ignore);
+validation and test photos keep the annotations' boxes, so their numbers stay comparable with
+those measured before, and a listed photo stays one no logo-free picture is cut from. Every
+added box is checked whether or not it is used. FlickrLogos-27's training set, whose folder is
+read-only for most of its users, has its list here, recognised by the SHA-256 of its annotations
+file: found by looking at every candidate a trained detector gave away from every box, over all
+its photos, and keeping the photos where a person saw a logo there (another brand's, another
+instance of the same, or a part of the boxed logo's design left outside its box). Training reads
+these lists; ``monitor evaluate`` does not, so test numbers stay comparable with those measured before.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from monitor.inference.datasets import (
     LabeledPhoto,
     LogoBox,
     box_corners,
+    clipped_box,
 )
 
 UNBOXED_LOGOS_FILE = "unboxed_logos.txt"
@@ -347,10 +350,9 @@ def checked_additions(
                 f"{UNBOXED_LOGOS_FILE}: brand {logo.brand!r} (box on {name}) is not one of the "
                 f"dataset's brands"
             )
-        width, height = photo.size
-        x1, y1, x2, y2 = logo.box
-        clipped = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
-        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        clipped = clipped_box(logo.box, photo.size)
+        if clipped is None:
+            width, height = photo.size
             raise DatasetError(
                 f"{UNBOXED_LOGOS_FILE}: box {logo.box} of {name} has no area inside its "
                 f"{width}x{height} photo"
