@@ -22,7 +22,8 @@ read-only for most of its users, has its list here, recognised by the SHA-256 of
 file: found by looking at every candidate a trained detector gave away from every box, over all
 its photos, and keeping the photos where a person saw a logo there (another brand's, another
 instance of the same, or a part of the boxed logo's design left outside its box). Training reads
-these lists; ``monitor evaluate`` does not, so test numbers stay comparable with those measured before.
+these lists; ``monitor evaluate`` does not, so test numbers stay comparable with those measured
+before.
 """
 
 from __future__ import annotations
