@@ -41,10 +41,16 @@ LOGO_SURROUND = 0.25
 
 @dataclass(frozen=True)
 class LogoBox:
-    """One annotated logo: its brand and its box in photo pixels."""
+    """One annotated logo: its brand and its box in photo pixels.
+
+    ``extent_known=False`` marks a box whose centre and brand are to be trusted but whose sides
+    were drawn another way than the dataset's annotations (a list's added box, see
+    ``monitor.inference.unboxed``): the detector learns where it is and what it is, not its sides.
+    """
 
     brand: str
     box: Box
+    extent_known: bool = True
 
 
 @dataclass(frozen=True)

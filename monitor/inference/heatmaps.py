@@ -35,10 +35,15 @@ LOG_DISTANCE_LIMIT = 6.0
 
 @dataclass(frozen=True)
 class TargetBox:
-    """A logo in input pixels and its brand's index."""
+    """A logo in input pixels and its brand's index.
+
+    ``extent_known=False``: the logo's centre and brand are trained, not its extent (a box drawn
+    by another hand than the annotations', whose sides follow another convention).
+    """
 
     box: tuple[float, float, float, float]
     label: int
+    extent_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,9 @@ class Targets:
     ``heatmap_weight`` is 0 on cells of logos the view cut too much to be named fairly (neither a
     logo to find nor background to stay silent on) and 1 elsewhere. ``box_target`` holds the
     logo's corners in cells wherever ``box_weight`` is positive; each logo's weights sum to 1.
-    ``label_map`` holds the brand index of those same cells (the brand is learnt where the box is).
+    ``label_map`` holds the brand index of the cells near each logo's centre, learnt where
+    ``brand_weight`` is positive: the same cells and weights as the box's, but for the logos whose
+    extent is not known, which have a brand weight and no box weight.
     """
 
     objectness: np.ndarray
@@ -57,6 +64,7 @@ class Targets:
     box_target: np.ndarray
     box_weight: np.ndarray
     label_map: np.ndarray
+    brand_weight: np.ndarray
 
 
 def grid_side(input_size: int) -> int:
@@ -77,6 +85,7 @@ def make_targets(
     box_target = np.zeros((side, side, 4), dtype=np.float32)
     box_weight = np.zeros((side, side), dtype=np.float32)
     label_map = np.zeros((side, side), dtype=np.int32)
+    brand_weight = np.zeros((side, side), dtype=np.float32)
     centres = (np.arange(side, dtype=np.float32) + 0.5) * STRIDE
     for region in ignored:
         inside_x = (centres >= region[0]) & (centres <= region[2])
@@ -93,10 +102,11 @@ def make_targets(
         near[row, column] = True
         weights = np.where(near, gaussian, 0.0)
         weights /= weights.sum()
-        box_weight[near] = weights[near]
+        box_weight[near] = weights[near] if target.extent_known else 0.0
         box_target[near] = np.asarray(target.box, dtype=np.float32) / STRIDE
         label_map[near] = target.label
-    return Targets(objectness, heatmap_weight, box_target, box_weight, label_map)
+        brand_weight[near] = weights[near]
+    return Targets(objectness, heatmap_weight, box_target, box_weight, label_map, brand_weight)
 
 
 def _area(target: TargetBox) -> float:

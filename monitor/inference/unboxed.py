@@ -363,16 +363,20 @@ def checked_additions(
 
 
 def with_added_boxes(
-    photos: Sequence[LabeledPhoto], added: Iterable[tuple[str, LogoBox]]
+    photos: Sequence[LabeledPhoto],
+    added: Iterable[tuple[str, LogoBox]],
+    *,
+    extents: bool = True,
 ) -> list[LabeledPhoto]:
     """``photos`` with the (checked) added boxes of those named, the others as they are.
 
     Called on the training side of a split only, so that validation and test keep the
-    annotations' boxes.
+    annotations' boxes. ``extents=False`` marks the added boxes' extents as not known: they were
+    drawn another way than the annotations', so only their centres and brands are trained.
     """
     extra: dict[str, list[LogoBox]] = {}
     for name, logo in added:
-        extra.setdefault(name, []).append(logo)
+        extra.setdefault(name, []).append(logo if extents else replace(logo, extent_known=False))
     result = []
     for photo in photos:
         logos = extra.get(photo.name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
@@ -50,8 +51,17 @@ class View:
     ignored: tuple[tuple[float, float, float, float], ...]
 
 
-PhotoBoxes = Sequence[tuple[tuple[float, float, float, float], int]]
-"""A photo's logos: (box in photo pixels, label index)."""
+class PhotoLogo(NamedTuple):
+    """A logo of a photo: its box in photo pixels, its label index, and whether its extent is
+    known (see ``TargetBox``)."""
+
+    box: tuple[float, float, float, float]
+    label: int
+    extent_known: bool = True
+
+
+PhotoBoxes = Sequence[PhotoLogo]
+"""A photo's logos."""
 
 
 def serving_view(image: Image.Image, boxes: PhotoBoxes, size: int) -> View:
@@ -114,7 +124,7 @@ def _offset(extent: float, size: int, rng: np.random.Generator) -> int:
 
 def _rotated(
     picture: Image.Image, boxes: PhotoBoxes, angle: float
-) -> tuple[Image.Image, list[tuple[tuple[float, float, float, float], int]]]:
+) -> tuple[Image.Image, list[PhotoLogo]]:
     """The photo turned by ``angle`` degrees (grown to hold it all) and its logos' new boxes.
 
     A turned box's enclosing box is looser than the logo; the box kept is halfway between that
@@ -138,14 +148,15 @@ def _rotated(
         y = -shifted[:, 0] * sin + shifted[:, 1] * cos
         return np.stack([x, y], axis=1) + new_centre
 
-    moved: list[tuple[tuple[float, float, float, float], int]] = []
-    for box, label in boxes:
+    moved: list[PhotoLogo] = []
+    for box, label, extent_known in boxes:
         corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]])
         turned_corners = turn(corners)
         low, high = turned_corners.min(axis=0), turned_corners.max(axis=0)
         centre = (low + high) / 2
         half = (np.array([box[2] - box[0], box[3] - box[1]]) / 2 + (high - low) / 2) / 2
-        moved.append(((*(centre - half), *(centre + half)), label))  # type: ignore[arg-type]
+        turned_box = (*(centre - half), *(centre + half))
+        moved.append(PhotoLogo(turned_box, label, extent_known))  # type: ignore[arg-type]
     return turned, moved
 
 
@@ -153,7 +164,7 @@ def _placed(pixels: np.ndarray, boxes: PhotoBoxes, placement: Placement, size: i
     """The view's targets: each logo moved onto the input, kept, or ignored when cut too much."""
     kept: list[TargetBox] = []
     ignored: list[tuple[float, float, float, float]] = []
-    for box, label in boxes:
+    for box, label, extent_known in boxes:
         moved = placement.to_input(box)
         clipped = tuple(float(np.clip(value, 0, size)) for value in moved)
         full = max(0.0, moved[2] - moved[0]) * max(0.0, moved[3] - moved[1])
@@ -162,7 +173,9 @@ def _placed(pixels: np.ndarray, boxes: PhotoBoxes, placement: Placement, size: i
             continue
         big_enough = min(clipped[2] - clipped[0], clipped[3] - clipped[1]) >= MIN_SIDE_PIXELS
         if visible / full >= MIN_VISIBLE and big_enough:
-            kept.append(TargetBox(box=clipped, label=label))  # type: ignore[arg-type]
+            kept.append(
+                TargetBox(box=clipped, label=label, extent_known=extent_known)  # type: ignore[arg-type]
+            )
         else:
             ignored.append(clipped)  # type: ignore[arg-type]
     return View(pixels=pixels, boxes=tuple(kept), ignored=tuple(ignored))

@@ -41,6 +41,21 @@ def test_box_weights_sum_to_one_per_logo_and_targets_hold_its_corners() -> None:
     assert targets.box_target[row, column] == pytest.approx(np.array([150, 150, 250, 200]) / STRIDE)
 
 
+def test_a_logo_whose_extent_is_not_known_trains_its_brand_and_not_its_box() -> None:
+    boxes = [
+        TargetBox(box=(0.0, 0.0, 64.0, 64.0), label=0),
+        TargetBox(box=(150.0, 150.0, 250.0, 200.0), label=2, extent_known=False),
+    ]
+    targets = make_targets(boxes, input_size=256)
+    known, unknown = np.s_[:10, :10], np.s_[15:, 15:]
+    assert targets.box_weight[known].sum() == pytest.approx(1.0, rel=1e-5)
+    assert targets.box_weight[unknown].sum() == 0.0
+    assert targets.brand_weight.sum() == pytest.approx(2.0, rel=1e-5)
+    np.testing.assert_array_equal(targets.brand_weight[known], targets.box_weight[known])
+    row, column = int(175 // STRIDE), int(200 // STRIDE)
+    assert targets.label_map[row, column] == 2 and targets.objectness[row, column] == 1.0
+
+
 def test_ignored_regions_are_neither_logo_nor_background() -> None:
     targets = make_targets([], ignored=[(0.0, 0.0, 40.0, 40.0)], input_size=128)
     assert targets.objectness.max() == 0.0

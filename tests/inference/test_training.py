@@ -35,6 +35,7 @@ from monitor.inference.training import (
     resolved_architecture,
     train_model,
 )
+from monitor.inference.unboxed import UNBOXED_LOGOS_FILE
 from tests.inference.factories import draw_photo, write_brand_folders, write_flickr_dataset
 
 FAST = TrainOptions(
@@ -256,6 +257,25 @@ def test_brand_folders_train_the_detector_with_each_photo_as_its_box(tmp_path: P
     detector = load_classifier(tmp_path / "model")
     photos = [open_image(path) for path in sorted((dataset / "acme").iterdir())[:2]]
     assert [len(found) for found in detector.classify(photos)] == [1, 1]
+
+
+def test_the_detector_trains_on_added_boxes_without_their_extents(tmp_path: Path) -> None:
+    dataset = write_flickr_dataset(tmp_path / "set", photos_per_brand=4)
+    names = sorted(photo.name for photo in read_dataset(dataset).photos)
+    (dataset / UNBOXED_LOGOS_FILE).write_text(
+        "".join(f"{name} globex 10 10 40 40\n" for name in names)
+    )
+    options = replace(
+        FAST_DETECTOR,
+        detector_epochs=1,
+        verifier=False,
+        added_logo_boxes=True,
+        added_logo_box_extents=False,
+    )
+    info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
+    metrics = json.loads((info.model_dir / METRICS_FILE).read_text())
+    assert metrics["added_logo_boxes_in_training"] > 0
+    assert read_metadata(info.model_dir).architecture == "detector"
 
 
 def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> None:

@@ -113,6 +113,14 @@ def test_an_added_box_is_clipped_to_its_photo(dataset_dir: Path) -> None:
     assert added.boxes[-1] == LogoBox("acme", (100, 100, *photo.size))
 
 
+def test_added_boxes_may_train_without_their_extents(dataset_dir: Path) -> None:
+    dataset = read_dataset(dataset_dir)
+    photo = dataset.photos[0]
+    additions = checked_additions(dataset, [(photo.name, LogoBox("acme", (10, 10, 50, 50)))])
+    (added,) = with_added_boxes([photo], additions, extents=False)
+    assert [logo.extent_known for logo in added.boxes] == [True] * len(photo.boxes) + [False]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

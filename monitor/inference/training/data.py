@@ -82,7 +82,9 @@ def prepare_data(dataset_dir: Path, options: TrainOptions) -> PreparedData:
     # the list's added boxes teach the networks; validation keeps the annotations' (comparable)
     train_photos = photos_named(dataset, split.train)
     if options.added_logo_boxes:
-        train_photos = with_added_boxes(train_photos, additions)
+        train_photos = with_added_boxes(
+            train_photos, additions, extents=options.added_logo_box_extents
+        )
     validation_photos = photos_named(dataset, split.validation)
     if options.negatives_dir is not None:
         train_photos, validation_photos = _add_negatives(

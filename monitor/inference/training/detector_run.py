@@ -93,7 +93,7 @@ from monitor.inference.verification import (
     fused_brand_logits,
     with_fused_brand,
 )
-from monitor.inference.views import View, ViewPlan, augmented_view, serving_view
+from monitor.inference.views import PhotoLogo, View, ViewPlan, augmented_view, serving_view
 from monitor.inference.windows import iou, overlap_of_smaller
 
 REPRESENTATIVE_PHOTOS = 64
@@ -113,7 +113,7 @@ class TrainingPhoto:
     """A training photo kept in memory, shrunk to the largest size a view uses, and its logos."""
 
     image: Image
-    boxes: tuple[tuple[tuple[float, float, float, float], int], ...]
+    boxes: tuple[PhotoLogo, ...]
 
 
 LowerFeatures = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -132,6 +132,7 @@ class Batch:
     box_target: np.ndarray
     box_weight: np.ndarray
     label_map: np.ndarray
+    brand_weight: np.ndarray
 
     def tensors(self) -> list[Any]:
         return [
@@ -144,6 +145,7 @@ class Batch:
                 self.box_target,
                 self.box_weight,
                 self.label_map,
+                self.brand_weight,
             )
         ]
 
@@ -227,10 +229,14 @@ class DetectorRun:
                     Resampling.BILINEAR,
                 )
             boxes = tuple(
-                (tuple(value * shrink for value in logo.box), index[logo.brand])
+                PhotoLogo(
+                    tuple(value * shrink for value in logo.box),  # type: ignore[arg-type]
+                    index[logo.brand],
+                    logo.extent_known,
+                )
                 for logo in photo.logo_boxes()
             )
-            loaded.append(TrainingPhoto(image, boxes))  # type: ignore[arg-type]
+            loaded.append(TrainingPhoto(image, boxes))
             if number % 50 == 0 or number == len(photos):
                 self.report(
                     TrainingProgress("reading", number, len(photos), message=f"{side} photos")
@@ -269,6 +275,7 @@ class DetectorRun:
             box_target=np.stack([target.box_target for target in targets]),
             box_weight=np.stack([target.box_weight for target in targets]),
             label_map=np.stack([target.label_map for target in targets]),
+            brand_weight=np.stack([target.brand_weight for target in targets]),
         )
 
     def _epoch_batches(
@@ -681,13 +688,15 @@ def _optimizer(learning_rate: float, total_steps: int) -> keras.optimizers.Optim
 def _losses(
     upper: keras.Model, head: keras.Model, arrays: Sequence[Any], training: bool
 ) -> tuple[Any, Any, Any]:
-    stride_8, cut, objectness, heatmap_weight, box_target, box_weight, label_map = arrays
+    stride_8, cut, objectness, heatmap_weight, box_target, box_weight, label_map, brand_weight = (
+        arrays
+    )
     # batch norm keeps its ImageNet statistics (training=False) while the weights are fine-tuned
     stride_16, stride_32 = upper(cut, training=False)
     outputs = head([stride_8, stride_16, stride_32], training=training)
     heat_loss = heatmap_focal_loss(objectness, outputs[OBJECTNESS_OUTPUT], heatmap_weight)
     box_loss = box_giou_loss(box_target, outputs[BOX_OUTPUT], box_weight)
-    brand_loss = brand_cross_entropy(label_map, outputs[CLASS_OUTPUT], box_weight)
+    brand_loss = brand_cross_entropy(label_map, outputs[CLASS_OUTPUT], brand_weight)
     return heat_loss, box_loss, brand_loss
 
 

@@ -54,7 +54,9 @@ class TrainOptions:
     ``added_logo_boxes`` also trains on the boxes such a list draws around the logos the
     annotations missed (training photos only); off by default: on FlickrLogos-27 its 141 boxes
     moved validation within the run-to-run spread and boxed fewer logos right on one split
-    (README, "Boxes for the logos the annotations missed").
+    (README, "Boxes for the logos the annotations missed"). ``added_logo_box_extents=False``
+    trains only the added boxes' centres and brands, not their sides, which were drawn another
+    way than the annotations' (the box regression skips their cells).
     """
 
     epochs_head: int = 10
@@ -106,6 +108,7 @@ class TrainOptions:
     verifier_fuse_brands: bool = True
     unboxed_logo_lists: bool = True
     added_logo_boxes: bool = False
+    added_logo_box_extents: bool = True
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
