@@ -383,7 +383,11 @@ def with_added_boxes(
         if not logos:
             result.append(photo)
             continue
-        boxes = tuple(dict.fromkeys([*photo.boxes, *logos]))
+        # one logo per brand and box, the first kept: an annotation's own, whatever the extent
+        kept: dict[tuple[str, Box], LogoBox] = {}
+        for logo in (*photo.boxes, *logos):
+            kept.setdefault((logo.brand, logo.box), logo)
+        boxes = tuple(kept.values())
         brands = tuple(sorted({logo.brand for logo in boxes}))
         result.append(replace(photo, boxes=boxes, brands=brands))
     return result

@@ -119,6 +119,10 @@ def test_added_boxes_may_train_without_their_extents(dataset_dir: Path) -> None:
     additions = checked_additions(dataset, [(photo.name, LogoBox("acme", (10, 10, 50, 50)))])
     (added,) = with_added_boxes([photo], additions, extents=False)
     assert [logo.extent_known for logo in added.boxes] == [True] * len(photo.boxes) + [False]
+    # a box the annotations already hold is not added again, and keeps its extent
+    again = checked_additions(dataset, [(photo.name, photo.boxes[0])] * 2)
+    (same,) = with_added_boxes([photo], again, extents=False)
+    assert same.boxes == photo.boxes
 
 
 @pytest.mark.parametrize(
