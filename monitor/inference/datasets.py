@@ -195,8 +195,11 @@ def _clip_boxes(boxes: Iterable[LogoBox], size: tuple[int, int]) -> tuple[LogoBo
     kept: list[LogoBox] = []
     for logo in boxes:
         clipped = clipped_box(logo.box, size)
-        if clipped is not None and LogoBox(logo.brand, clipped) not in kept:
-            kept.append(LogoBox(logo.brand, clipped))
+        if clipped is None:
+            continue
+        candidate = LogoBox(logo.brand, clipped)
+        if candidate not in kept:
+            kept.append(candidate)
     return tuple(kept)
 
 
