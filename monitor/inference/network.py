@@ -110,34 +110,6 @@ def build_head(*, features: int, num_outputs: int, dropout_rate: float, seed: in
     return keras.Model(pooled, {LOGITS_OUTPUT: logits, BOX_OUTPUT: box}, name="head")
 
 
-MAP_BOX_CHANNELS = 32
-"""Channels the map box head reduces the backbone's 1280 to before reading the box."""
-
-
-def build_map_box_head(map_shape: tuple[int, ...], *, seed: int) -> keras.Model:
-    """A box head on the backbone's feature map rather than on its pooled features.
-
-    A 1x1 convolution reduces the channels, and a dense layer reads the box from the flattened
-    map, where each cell's place in the window is kept; a sigmoid keeps it inside the window.
-    """
-    feature_map = keras.Input(map_shape, name="feature_map")
-    reduced = layers.Conv2D(
-        MAP_BOX_CHANNELS,
-        1,
-        activation="relu",
-        kernel_initializer=keras.initializers.HeNormal(seed),
-        name="map_box_reduce",
-    )(feature_map)
-    flat = layers.Flatten(name="map_box_flatten")(reduced)
-    box = layers.Dense(
-        4,
-        activation="sigmoid",
-        kernel_initializer=keras.initializers.GlorotUniform(seed + 1),
-        name="map_box",
-    )(flat)
-    return keras.Model(feature_map, box, name="map_box_head")
-
-
 def build_logo_model(
     *,
     backbone: keras.Model,
@@ -145,15 +117,12 @@ def build_logo_model(
     image_size: int,
     pooling: str = "average",
     resize: bool = True,
-    box_head: keras.Model | None = None,
 ) -> keras.Model:
     """The whole model on raw pixels: resize, scale to [-1, 1], backbone, pool, head.
 
     The backbone runs with ``training=False`` so its batch-norm statistics stay the ImageNet ones
     even while its top layers are fine-tuned. ``resize=False`` gives the same network on pixels
     already at ``image_size`` (for the int8 export: LiteRT has no antialiased resize).
-    ``box_head`` (``build_map_box_head``), when given, reads the box from the feature map in
-    place of the head's pooled box; the logits stay the head's.
     """
     if resize:
         pixels = keras.Input((None, None, 3), name="pixels")
@@ -163,10 +132,7 @@ def build_logo_model(
         sized = pixels
     scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(sized)
     features = backbone(scaled, training=False)
-    outputs = head(pool(features, pooling))
-    if box_head is not None:
-        outputs = {LOGITS_OUTPUT: outputs[LOGITS_OUTPUT], BOX_OUTPUT: box_head(features)}
-    return keras.Model(pixels, outputs, name="logo_model")
+    return keras.Model(pixels, head(pool(features, pooling)), name="logo_model")
 
 
 def build_tiny_model(*, num_outputs: int, image_size: int, seed: int) -> keras.Model:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from monitor.inference.model_dir import BOX_OUTPUT, LOGITS_OUTPUT
-from monitor.inference.network import (
-    build_backbone,
-    build_head,
-    build_logo_model,
-    build_map_box_head,
-    pooled_width,
-)
+from monitor.inference.network import build_head
 from monitor.inference.training.fitting import (
     Arrays,
     AverageWeights,
@@ -159,29 +152,3 @@ def test_the_fitting_pipelines_run_without_autotuning() -> None:
     batches = sample_batches(lambda: iter(samples), 8)
     assert batches.options().autotune.enabled is False
     assert [len(batch) for batch in batches] == [32, 8]
-
-
-def test_a_map_box_head_replaces_the_pooled_box_and_keeps_the_logits() -> None:
-    backbone = build_backbone(image_size=64, weights="random")
-    head = build_head(features=pooled_width("average_max"), num_outputs=4, dropout_rate=0, seed=1)
-    box_head = build_map_box_head(backbone.output.shape[1:], seed=2)
-    dense = box_head.get_layer("map_box")
-    # an untrained backbone's map may be flat: the bias alone sets this head's box apart
-    dense.set_weights([dense.get_weights()[0], np.array([1.0, -1.0, 0.5, 2.0], dtype="float32")])
-    pooled = build_logo_model(backbone=backbone, head=head, image_size=64, pooling="average_max")
-    mapped = build_logo_model(
-        backbone=backbone, head=head, image_size=64, pooling="average_max", box_head=box_head
-    )
-    pixels = np.random.default_rng(0).integers(0, 256, (3, 80, 70, 3)).astype("float32")
-    before, after = pooled(pixels), mapped(pixels)
-    np.testing.assert_allclose(after[LOGITS_OUTPUT], before[LOGITS_OUTPUT], rtol=1e-5, atol=1e-5)
-    features = backbone(
-        keras.layers.Rescaling(1 / 127.5, offset=-1.0)(
-            keras.layers.Resizing(64, 64, antialias=True)(pixels)
-        ),
-        training=False,
-    )
-    np.testing.assert_allclose(after[BOX_OUTPUT], box_head(features), rtol=1e-4, atol=1e-5)
-    assert not np.allclose(after[BOX_OUTPUT], before[BOX_OUTPUT])
-    boxes = np.asarray(after[BOX_OUTPUT])
-    assert boxes.shape == (3, 4) and ((boxes > 0) & (boxes < 1)).all()

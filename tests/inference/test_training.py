@@ -26,7 +26,6 @@ from monitor.inference.model_dir import (
     InferenceSettings,
     read_metadata,
 )
-from monitor.inference.network import masked_box_loss
 from monitor.inference.pixels import open_image
 from monitor.inference.training import (
     TrainingProgress,
@@ -136,7 +135,6 @@ FAST_DETECTOR = TrainOptions(
     verifier_epochs_head=2,
     verifier_epochs_finetune=1,
     verifier_refine_boxes=True,
-    verifier_map_box=True,
     validation_fraction=0.2,
     test_fraction=0.2,
     seed=1,
@@ -207,17 +205,6 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
     assert refinement["iou50_share"] >= refinement["iou50_share_detector"]
     # (the tiny detector may put no candidate on a validation logo: then its own boxes stay)
     assert refinement["logos"] > 0 or refinement["weight"] == 0.0
-    # the second look reads its box from its feature map, fitted after the classifier
-    map_box = metrics["verifier"]["map_box"]
-    assert map_box["train_windows"] > 0 and 1 <= map_box["best_epoch"] <= len(
-        map_box["validation_l1"]
-    )
-    verifier = keras.models.load_model(
-        model_dir / VERIFIER_FILE,
-        compile=False,
-        custom_objects={"masked_box_loss": masked_box_loss},
-    )
-    assert verifier.get_layer("map_box_head").output.shape == (None, 4)
     stages = list(dict.fromkeys(step.stage for step in steps))
     assert stages == [
         "reading",
@@ -227,7 +214,6 @@ def test_the_detector_trains_on_a_dataset_with_boxes(
         "verifier features",
         "verifier head",
         "verifier finetune",
-        "verifier box",
         "calibrating",
         "saving",
     ]

@@ -50,8 +50,6 @@ class TrainOptions:
     carrying ``verifier_no_logo_share`` of its loss. ``verifier_fuse_brands`` fits the weight of
     the detector's brand probabilities in naming the brand, ``verifier_refine_boxes`` the weight
     of the classifier's box in the box served (both on validation; off: 0).
-    ``verifier_map_box`` gives the classifier, once fitted, a box read from its feature map
-    (``monitor.inference.training.map_box``) in place of the one read from pooled features.
 
     ``unboxed_logo_lists`` reads the dataset's list of photos whose boxes miss logos they show
     (``monitor.inference.unboxed``): no logo-free picture is cut from those.
@@ -111,7 +109,6 @@ class TrainOptions:
     verifier_no_logo_share: float = 0.5
     verifier_fuse_brands: bool = True
     verifier_refine_boxes: bool = False
-    verifier_map_box: bool = False
     unboxed_logo_lists: bool = True
     added_logo_boxes: bool = False
     added_logo_box_extents: bool = True

@@ -22,14 +22,8 @@ from monitor.inference.calibration import (
 )
 from monitor.inference.classifier import LogoClassifier, keras_predict_function
 from monitor.inference.datasets import LabeledPhoto
-from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, ModelMetadata
-from monitor.inference.network import (
-    build_backbone,
-    build_head,
-    build_logo_model,
-    pool,
-    pooled_width,
-)
+from monitor.inference.model_dir import BACKBONE_NAME, ModelMetadata
+from monitor.inference.network import build_backbone, build_head, build_logo_model, pooled_width
 from monitor.inference.samples import SampleSpec, hard_negative_candidates, render_all
 from monitor.inference.training import fitting
 from monitor.inference.training.data import (
@@ -73,7 +67,6 @@ class TrainingRun:
         self.validation: fitting.Arrays | None = None
         self.hard_negative_summary: dict[str, Any] = {}
         self.no_logo_loss_share: float | None = None
-        self.box_head: keras.Model | None = None
 
     # --- fitting ---------------------------------------------------------------------------------
 
@@ -328,14 +321,7 @@ class TrainingRun:
             image_size=self.options.image_size,
             pooling=self.options.pooling,
             resize=resize,
-            box_head=self.box_head,
         )
-
-    def pooled_box_model(self) -> keras.Model:
-        """The backbone's feature map -> the head's own (pooled) box output."""
-        feature_map = keras.Input(self.backbone.output.shape[1:], name="feature_map")
-        outputs = self.head(pool(feature_map, self.options.pooling))
-        return keras.Model(feature_map, outputs[BOX_OUTPUT], name="pooled_box")
 
     def classifier(self, *, temperature: float, threshold: float) -> LogoClassifier:
         """A classifier on the in-memory model, to score validation photos before saving."""

@@ -20,7 +20,6 @@ fitted on validation windows cut the same way.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,7 +42,6 @@ from monitor.inference.training.data import (
     analyse_pictures,
     validation_negatives,
 )
-from monitor.inference.training.map_box import fit_map_box_head
 from monitor.inference.training.options import Progress, TrainingProgress, TrainOptions
 from monitor.inference.training.run import TrainingRun
 from monitor.inference.verification import VerifierSettings, verification_window
@@ -147,11 +145,6 @@ def train_verifier(
         report=lambda step: report(replace(step, stage=f"verifier {step.stage}")),
     )
     timings = run.fit()
-    map_box: dict[str, Any] | None = None
-    if options.verifier_map_box:
-        clock = time.monotonic()
-        map_box = fit_map_box_head(run)
-        timings["map_box"] = round(time.monotonic() - clock, 1)
     no_logo = len(prepared.dataset.labels)
     summary = {
         "train_windows": len(train_specs),
@@ -161,8 +154,6 @@ def train_verifier(
         "stages": run.stage_summaries(),
         "timings_seconds": timings,
     }
-    if map_box is not None:
-        summary["map_box"] = map_box
     return run, summary
 
 
