@@ -29,11 +29,9 @@ from monitor.inference.verification import (
     LookedAgain,
     VerifierSettings,
     candidate_features,
-    classifier_box,
     combined_probability,
     verification_window,
     with_fused_brand,
-    with_refined_box,
 )
 from monitor.inference.windows import (
     iou,
@@ -194,7 +192,7 @@ class LogoDetector:
         ]
         if not batches:
             return [PhotoCandidates([]) for _ in found]
-        logits, box_fractions = verify(np.concatenate(batches))
+        logits, _ = verify(np.concatenate(batches))
         probabilities = softmax(logits, settings.temperature)
         logo = logo_probabilities(probabilities, len(self.labels))
         brand_part = probabilities[:, : len(self.labels)]
@@ -202,25 +200,16 @@ class LogoDetector:
         brands = classifier_brands.argmax(axis=1)
         results: list[PhotoCandidates] = []
         row = 0
-        for pairs, photo_windows in zip(chosen, windows, strict=True):
+        for pairs in chosen:
             looked = tuple(
                 with_fused_brand(
-                    with_refined_box(
-                        LookedAgain(
-                            box=box,
-                            detector_score=detection.probability,
-                            brand=self.labels[int(brands[row + index])],
-                            logo_probability=float(logo[row + index]),
-                            classifier_brands=tuple(
-                                float(v) for v in classifier_brands[row + index]
-                            ),
-                            detector_brands=detector_brands,
-                            detector_box=box,
-                            classifier_box=classifier_box(
-                                box_fractions[row + index], photo_windows[index]
-                            ),
-                        ),
-                        settings.box_refinement,
+                    LookedAgain(
+                        box=box,
+                        detector_score=detection.probability,
+                        brand=self.labels[int(brands[row + index])],
+                        logo_probability=float(logo[row + index]),
+                        classifier_brands=tuple(float(v) for v in classifier_brands[row + index]),
+                        detector_brands=detector_brands,
                     ),
                     self.labels,
                     settings.brand_fusion,

@@ -7,10 +7,7 @@ around each candidate's box, cut from the photo at its own resolution, goes thro
 classifier (the same network as the window model: brands plus "no logo"). The classifier names
 the brand, weighing in the detector's own brand probabilities at the candidate as far as a fit on
 validation candidates says they help (``brand_fusion``); a logistic fit on validation candidates
-combines the two networks' scores into one probability. The classifier also boxes the logo
-inside its window (its box output, trained on the same windows); the box served is the detector's
-moved towards the classifier's by a weight fitted on validation logos (``box_refinement``: 0
-keeps the detector's box, as model directories written before it do).
+combines the two networks' scores into one probability. The box stays the detector's.
 
 No TensorFlow here: the classifier arrives as a ``Predict`` function (Keras or LiteRT).
 """
@@ -24,7 +21,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from monitor.domain import Box
-from monitor.inference.windows import iou
 
 SCORE_EPSILON = 1e-6
 FEATURES = ("detector score", "classifier logo probability")
@@ -38,8 +34,6 @@ BRAND_FUSION_STEPS = tuple(
     round(0.05 * step, 2) for step in range(int(BRAND_FUSION_LIMIT / 0.05) + 1)
 )
 """The detector weights the brand fit tries, 0 to ``BRAND_FUSION_LIMIT``."""
-BOX_REFINEMENT_STEPS = tuple(round(0.05 * step, 2) for step in range(21))
-"""The classifier-box weights the box fit tries, 0 (the detector's box) to 1 (the classifier's)."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +47,7 @@ class VerifierSettings:
     ``brand_fusion`` is the weight of the detector's log brand probabilities added to the
     classifier's when naming the brand (0: the classifier alone; fitted on validation).
     ``combination`` holds the weights of the logistic fit on validation candidates, one per
-    entry of ``FEATURES``, then the intercept. ``box_refinement`` is the weight of the
-    classifier's box against the detector's in the box served (0: the detector's; fitted on
-    validation logos).
+    entry of ``FEATURES``, then the intercept.
     """
 
     input_size: int = 160
@@ -65,7 +57,6 @@ class VerifierSettings:
     temperature: float = 1.0
     brand_fusion: float = 0.0
     combination: tuple[float, ...] = IDENTITY_COMBINATION
-    box_refinement: float = 0.0
 
     def __post_init__(self) -> None:
         if not 32 <= self.input_size <= 640:
@@ -77,10 +68,6 @@ class VerifierSettings:
         if not 0 <= self.brand_fusion <= BRAND_FUSION_LIMIT:
             raise ValueError(
                 f"verifier brand_fusion must be in [0, {BRAND_FUSION_LIMIT}], got {self.brand_fusion}"
-            )
-        if not 0 <= self.box_refinement <= 1:
-            raise ValueError(
-                f"verifier box_refinement must be in [0, 1], got {self.box_refinement}"
             )
         if len(self.combination) != len(FEATURES) + 1 or not all(
             math.isfinite(value) for value in self.combination
@@ -99,7 +86,6 @@ class VerifierSettings:
             "temperature": self.temperature,
             "brand_fusion": self.brand_fusion,
             "combination": list(self.combination),
-            "box_refinement": self.box_refinement,
         }
 
 
@@ -138,9 +124,7 @@ class LookedAgain:
     classifier's, or the fused one), ``logo_probability`` the classifier's 1 - P(no logo).
     ``classifier_brands`` and ``detector_brands`` are the two networks' probabilities over the
     brands (the classifier's without "no logo", renormalised), kept so that the brand fusion can
-    be fitted and applied without running either network again. ``box`` is the box served;
-    ``detector_box`` and ``classifier_box`` the two networks' own (None where not kept), for the
-    box refinement to be fitted and applied the same way.
+    be fitted and applied without running either network again.
     """
 
     box: Box
@@ -149,8 +133,6 @@ class LookedAgain:
     logo_probability: float
     classifier_brands: tuple[float, ...] = ()
     detector_brands: tuple[float, ...] = ()
-    detector_box: Box | None = None
-    classifier_box: tuple[float, float, float, float] | None = None
 
 
 def candidate_features(looked: Sequence[LookedAgain]) -> np.ndarray:
@@ -225,85 +207,3 @@ def with_fused_brand(looked: LookedAgain, labels: Sequence[str], weight: float) 
         np.asarray([looked.classifier_brands]), np.asarray([looked.detector_brands]), weight
     )
     return replace(looked, brand=labels[int(logits[0].argmax())])
-
-
-def classifier_box(fractions: Sequence[float], window: Box) -> tuple[float, float, float, float]:
-    """The classifier's box output (fractions of ``window``, any order) in photo pixels."""
-    left, top, right, bottom = window
-    width, height = right - left, bottom - top
-    x_low, x_high = sorted(
-        min(1.0, max(0.0, float(value))) for value in (fractions[0], fractions[2])
-    )
-    y_low, y_high = sorted(
-        min(1.0, max(0.0, float(value))) for value in (fractions[1], fractions[3])
-    )
-    return (
-        left + x_low * width,
-        top + y_low * height,
-        left + x_high * width,
-        top + y_high * height,
-    )
-
-
-def refined_box(detector_box: Box, classifier_box: Sequence[float] | None, weight: float) -> Box:
-    """The detector's box moved ``weight`` of the way to the classifier's, corner by corner.
-
-    Both lie inside the photo, so every blend does too; the box keeps at least one pixel a side.
-    """
-    if classifier_box is None or weight == 0:
-        return detector_box
-    left, top, right, bottom = (
-        round((1 - weight) * mine + weight * theirs)
-        for mine, theirs in zip(detector_box, classifier_box, strict=True)
-    )
-    return (int(left), int(top), int(max(right, left + 1)), int(max(bottom, top + 1)))
-
-
-def with_refined_box(looked: LookedAgain, weight: float) -> LookedAgain:
-    """``looked`` serving its refined box (the detector's as kept when it kept no other)."""
-    if looked.detector_box is None:
-        return looked
-    return replace(looked, box=refined_box(looked.detector_box, looked.classifier_box, weight))
-
-
-@dataclass(frozen=True)
-class BoxRefinementChoice:
-    """The fitted classifier-box weight, and how many validation logos it boxes right."""
-
-    weight: float
-    iou50_share: float
-    iou50_share_detector: float
-    mean_iou: float
-    mean_iou_detector: float
-    logos: int
-
-
-def fit_box_refinement(
-    pairs: Sequence[tuple[Box, Sequence[float], Box]],
-    *,
-    match_iou: float = 0.5,
-    weights: Sequence[float] = BOX_REFINEMENT_STEPS,
-) -> BoxRefinementChoice:
-    """The classifier-box weight that boxes the most validation logos with IoU >= ``match_iou``.
-
-    ``pairs`` are (detector box, classifier box, annotated box); ``weights`` the weights tried.
-    Ties go to the higher mean IoU, then to the smaller weight (the detector's box, as before
-    the fit). Without pairs: 0.
-    """
-    if not pairs:
-        return BoxRefinementChoice(0.0, 0.0, 0.0, 0.0, 0.0, 0)
-
-    def outcome(weight: float) -> tuple[float, float]:
-        overlaps = [iou(refined_box(mine, theirs, weight), truth) for mine, theirs, truth in pairs]
-        return float(np.mean([value >= match_iou for value in overlaps])), float(np.mean(overlaps))
-
-    results = {weight: outcome(weight) for weight in {0.0, *weights}}
-    best = max(weights, key=lambda weight: (results[weight], -weight))
-    return BoxRefinementChoice(
-        weight=best,
-        iou50_share=round(results[best][0], 4),
-        iou50_share_detector=round(results[0.0][0], 4),
-        mean_iou=round(results[best][1], 4),
-        mean_iou_detector=round(results[0.0][1], 4),
-        logos=len(pairs),
-    )

@@ -16,23 +16,18 @@ from monitor.inference.detection import LogoDetector, combined_candidates
 from monitor.inference.model_dir import METADATA_FILE, VERIFIER_FILE, read_metadata
 from monitor.inference.tiny import write_tiny_detector
 from monitor.inference.verification import (
-    BOX_REFINEMENT_STEPS,
     BRAND_FUSION_LIMIT,
     FEATURES,
     IDENTITY_COMBINATION,
     LookedAgain,
     VerifierSettings,
     candidate_features,
-    classifier_box,
     combined_probability,
-    fit_box_refinement,
     fit_brand_fusion,
     fused_brand_logits,
-    refined_box,
     score_logit,
     verification_window,
     with_fused_brand,
-    with_refined_box,
 )
 from tests.inference.conftest import TINY_LABELS, make_picture
 
@@ -155,45 +150,6 @@ def test_bad_settings_are_refused() -> None:
         VerifierSettings(temperature=0.0)
     with pytest.raises(ValueError, match="brand_fusion"):
         VerifierSettings(brand_fusion=-1.0)
-    with pytest.raises(ValueError, match="box_refinement"):
-        VerifierSettings(box_refinement=1.5)
-
-
-def test_the_classifier_box_maps_window_fractions_to_photo_pixels() -> None:
-    window = (100, 50, 300, 250)
-    assert classifier_box([0.25, 0.5, 0.75, 1.0], window) == (150.0, 150.0, 250.0, 250.0)
-    # corners out of order or out of the window are put in order and kept inside it
-    assert classifier_box([0.75, 1.2, 0.25, -0.1], window) == (150.0, 50.0, 250.0, 250.0)
-
-
-def test_the_refined_box_moves_from_the_detectors_to_the_classifiers() -> None:
-    mine, theirs = (10, 20, 110, 60), (30.0, 20.0, 90.0, 80.0)
-    assert refined_box(mine, theirs, 0.0) == mine
-    assert refined_box(mine, theirs, 1.0) == (30, 20, 90, 80)
-    assert refined_box(mine, theirs, 0.5) == (20, 20, 100, 70)
-    assert refined_box(mine, None, 0.5) == mine
-    # a collapsed blend keeps a pixel a side
-    assert refined_box((10, 10, 10, 10), (10.2, 10.2, 10.2, 10.2), 1.0) == (10, 10, 11, 11)
-    looked = LookedAgain((10, 20, 110, 60), 0.5, "a", 0.5, detector_box=mine, classifier_box=theirs)
-    assert with_refined_box(looked, 1.0).box == (30, 20, 90, 80)
-    assert with_refined_box(replace(looked, detector_box=None), 1.0).box == looked.box
-
-
-def test_the_box_refinement_fit_follows_the_better_box() -> None:
-    truth = [(0, 0, 100, 100), (200, 200, 260, 300)]
-    # the classifier's boxes are right, the detector's half the size: the fit moves to them
-    better = [
-        ((25, 25, 75, 75), (0.0, 0.0, 100.0, 100.0), truth[0]),
-        ((215, 225, 245, 275), (200.0, 200.0, 260.0, 300.0), truth[1]),
-    ]
-    choice = fit_box_refinement(better)
-    assert choice.iou50_share == 1.0 and choice.iou50_share_detector == 0.0
-    assert choice.weight in BOX_REFINEMENT_STEPS and choice.weight > 0.5
-    assert choice.logos == 2
-    # a classifier box off the logo: the detector's box stays (weight 0, the smaller on a tie)
-    worse = [(truth[0], (300.0, 300.0, 400.0, 400.0), truth[0])]
-    assert fit_box_refinement(worse).weight == 0.0
-    assert fit_box_refinement([]).weight == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -308,44 +264,6 @@ def test_a_verifier_written_before_the_brand_fusion_names_the_classifier_brand(
     (tmp_path / METADATA_FILE).write_text(json.dumps(data))
     verifier = read_metadata(tmp_path).verifier
     assert verifier is not None and verifier.brand_fusion == 0.0
-
-
-def test_a_verifier_written_before_the_box_refinement_serves_the_detectors_box(
-    verified_detector_dir: Path, tmp_path: Path
-) -> None:
-    data = json.loads((verified_detector_dir / METADATA_FILE).read_text())
-    del data["verifier"]["box_refinement"]
-    (tmp_path / METADATA_FILE).write_text(json.dumps(data))
-    verifier = read_metadata(tmp_path).verifier
-    assert verifier is not None and verifier.box_refinement == 0.0
-
-
-def test_the_box_served_is_refined_by_the_fitted_weight(verified_detector_dir: Path) -> None:
-    detector = load_classifier(verified_detector_dir, runtime="keras")
-    assert isinstance(detector, LogoDetector)
-    pictures = [make_picture(160, 120, seed) for seed in range(6)]
-    own = [item for found in detector.analyse(pictures) for item in found.looked_again]
-    assert own
-    for item in own:  # weight 0: the detector's box, the classifier's kept beside it
-        assert item.box == item.detector_box and item.classifier_box is not None
-    refining = LogoDetector(
-        metadata=replace(detector.metadata, verifier=replace(TINY_VERIFIER, box_refinement=1.0)),
-        predict=detector._predict,
-        verify=detector._verify,
-    )
-    analysed = refining.analyse(pictures)
-    refined = [item for found in analysed for item in found.looked_again]
-    assert [item.detector_box for item in refined] == [item.detector_box for item in own]
-    moved = 0
-    for item in refined:
-        assert item.classifier_box is not None and item.detector_box is not None
-        assert item.box == refined_box(item.detector_box, item.classifier_box, 1.0)
-        moved += item.box != item.detector_box
-    assert moved > 0
-    # what classify answers carries the refined boxes
-    boxes = {item.box for item in refined}
-    answered = refining.classify(pictures, threshold=0.0)
-    assert all(d.box in boxes for detections in answered for d in detections)
 
 
 def test_a_fitted_brand_fusion_names_the_brand_both_networks_favour(

@@ -14,8 +14,7 @@ The recipe (``monitor.inference.training.recipe`` describes where it sits):
    regions: a window classifier fitted on the detector's own candidates.
 4. Calibration on validation photos, as serving sees them: a Platt fit makes peak scores
    probabilities (ECE before and after is recorded); with a verifier, its temperature and a
-   logistic fit combining the two scores follow, after the weights of the classifier's box in
-   the box served and of the detector's brands in the brand named. Then the threshold is chosen on the photos'
+   logistic fit combining the two scores follow. Then the threshold is chosen on the photos'
    best candidates and on logo-free regions of the same photos.
 """
 
@@ -90,11 +89,9 @@ from monitor.inference.verification import (
     VerifierSettings,
     candidate_features,
     combined_probability,
-    fit_box_refinement,
     fit_brand_fusion,
     fused_brand_logits,
     with_fused_brand,
-    with_refined_box,
 )
 from monitor.inference.views import PhotoLogo, View, ViewPlan, augmented_view, serving_view
 from monitor.inference.windows import iou, overlap_of_smaller
@@ -487,12 +484,6 @@ class DetectorRun:
             detector, [(photo, None) for photo in logo_photos], max_pixels=max_pixels, count=count
         )
         negative_looked = analyse_pictures(detector, negatives, max_pixels=max_pixels, count=count)
-        if self.options.verifier_refine_boxes:
-            refinement = fit_box_refinement(refinement_pairs(logo_photos, logo_looked))
-            result["box_refinement"] = asdict(refinement)
-            settings = replace(settings, box_refinement=refinement.weight)
-            logo_looked = [_refined(found, settings) for found in logo_looked]
-            negative_looked = [_refined(found, settings) for found in negative_looked]
         if self.options.verifier_fuse_brands:
             fusion = _fit_brand_fusion(logo_photos, logo_looked, self.labels)
             result["brand_fusion"] = fusion
@@ -799,41 +790,6 @@ def _looked_again_outcomes(
         looked.extend(found.looked_again)
         correct.extend(False for _ in found.looked_again)
     return candidate_features(looked), np.array(correct, dtype=bool)
-
-
-def refinement_pairs(
-    logo_photos: Sequence[LabeledPhoto], logo_found: Sequence[PhotoCandidates]
-) -> list[tuple[Box, tuple[float, float, float, float], Box]]:
-    """(detector box, classifier box, annotated box) of each validation logo looked at again.
-
-    Each logo is paired with the most probable looked-at candidate on it (half of the smaller
-    box shared, as the box scale pairs them), the one that would name it.
-    """
-    pairs = []
-    for photo, found in zip(logo_photos, logo_found, strict=True):
-        for logo in photo.boxes:
-            on_logo = [
-                (item.detector_box, item.classifier_box)
-                for item in found.looked_again
-                if item.detector_box is not None
-                and item.classifier_box is not None
-                and overlap_of_smaller(item.detector_box, logo.box) >= NESTED_SHARE
-            ]
-            if on_logo:
-                detector_box, classifier_box = on_logo[0]
-                assert detector_box is not None and classifier_box is not None
-                pairs.append((detector_box, classifier_box, logo.box))
-    return pairs
-
-
-def _refined(found: PhotoCandidates, settings: VerifierSettings) -> PhotoCandidates:
-    """``found`` with each looked-again candidate serving its refined box."""
-    return replace(
-        found,
-        looked_again=tuple(
-            with_refined_box(item, settings.box_refinement) for item in found.looked_again
-        ),
-    )
 
 
 def _fit_brand_fusion(

@@ -47,9 +47,7 @@ class TrainOptions:
     box around the detector's ``verifier_candidates`` best candidates, trained on the detector's
     own candidates plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
     ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows
-    carrying ``verifier_no_logo_share`` of its loss. ``verifier_fuse_brands`` fits the weight of
-    the detector's brand probabilities in naming the brand, ``verifier_refine_boxes`` the weight
-    of the classifier's box in the box served (both on validation; off: 0).
+    carrying ``verifier_no_logo_share`` of its loss.
 
     ``unboxed_logo_lists`` reads the dataset's list of photos whose boxes miss logos they show
     (``monitor.inference.unboxed``): no logo-free picture is cut from those.
@@ -108,7 +106,6 @@ class TrainOptions:
     verifier_finetune_from_block: int = 9
     verifier_no_logo_share: float = 0.5
     verifier_fuse_brands: bool = True
-    verifier_refine_boxes: bool = False
     unboxed_logo_lists: bool = True
     added_logo_boxes: bool = False
     added_logo_box_extents: bool = True
