@@ -21,6 +21,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from monitor.inference.heatmaps import TargetBox
 from monitor.inference.letterbox import PAD_VALUE, Placement, fitting_placement, letterbox
+from monitor.inference.pasting import PastePlan, PatchBank, paste_patches
 
 MIN_VISIBLE = 0.6
 """Share of a logo's area a view must keep for the logo to be a target."""
@@ -77,8 +78,15 @@ def augmented_view(
     *,
     rng: np.random.Generator,
     plan: ViewPlan = ViewPlan(),
+    bank: PatchBank | None = None,
+    paste_plan: PastePlan | None = None,
 ) -> View:
-    """A randomly altered view of the photo (see the module docstring)."""
+    """A randomly altered view of the photo (see the module docstring).
+
+    With a ``bank`` and a ``paste_plan``, other training logos and background patches may be
+    pasted on it (``monitor.inference.pasting``) before its colour and blur change, so they change
+    with the rest of the view.
+    """
     picture = image if image.mode == "RGB" else image.convert("RGB")
     placed_boxes = list(boxes)
     if rng.random() < plan.rotation_share:
@@ -86,6 +94,16 @@ def augmented_view(
         picture, placed_boxes = _rotated(picture, placed_boxes, angle)
     placement = _random_placement(picture.size, size, rng, plan)
     pixels = letterbox(picture, size, placement)
+    pasted: list[TargetBox] = []
+    if bank is not None and paste_plan is not None:
+        pixels, pasted = paste_patches(
+            pixels,
+            occupied=[placement.to_input(logo.box) for logo in placed_boxes],
+            area=placement.to_input((0, 0, *picture.size)),
+            bank=bank,
+            rng=rng,
+            plan=paste_plan,
+        )
     altered = Image.fromarray(pixels)
     if rng.random() < plan.colour_share:
         altered = ImageEnhance.Brightness(altered).enhance(float(rng.uniform(0.7, 1.3)))
@@ -93,7 +111,10 @@ def augmented_view(
         altered = ImageEnhance.Color(altered).enhance(float(rng.uniform(0.6, 1.4)))
     if rng.random() < plan.blur_share:
         altered = altered.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2))))
-    return _placed(np.asarray(altered, dtype=np.uint8), placed_boxes, placement, size)
+    view = _placed(np.asarray(altered, dtype=np.uint8), placed_boxes, placement, size)
+    if not pasted:
+        return view
+    return View(pixels=view.pixels, boxes=(*view.boxes, *pasted), ignored=view.ignored)
 
 
 def _random_placement(

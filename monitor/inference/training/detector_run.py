@@ -68,6 +68,7 @@ from monitor.inference.letterbox import letterbox
 from monitor.inference.litert import float_program
 from monitor.inference.model_dir import BACKBONE_NAME, BOX_OUTPUT, HEATMAP_OUTPUT, ModelMetadata
 from monitor.inference.network import RANDOM_WEIGHTS
+from monitor.inference.pasting import PastePlan, PatchBank, patch_bank
 from monitor.inference.pixels import open_image
 from monitor.inference.samples import render_all
 from monitor.inference.training.data import (
@@ -191,6 +192,7 @@ class DetectorRun:
         self.verifier_run: TrainingRun | None = None
         self.verifier_settings: VerifierSettings | None = None
         self.box_scale = 1.0
+        self.bank: PatchBank | None = None
         self._fitted_predict: DetectorPredict | None = None
 
     # --- fitting -----------------------------------------------------------------------------
@@ -209,6 +211,7 @@ class DetectorRun:
             )
             for chunk in _chunks(validation, self.options.detector_batch_size)
         ]
+        self.bank = self._patch_bank(train)
         timings["loading"] = round(time.monotonic() - clock, 1)
         clock = time.monotonic()
         self._fit(train, validation_batches, lower)
@@ -242,6 +245,17 @@ class DetectorRun:
                     TrainingProgress("reading", number, len(photos), message=f"{side} photos")
                 )
         return loaded
+
+    def _patch_bank(self, train: Sequence[TrainingPhoto]) -> PatchBank | None:
+        """The training logos and backgrounds pasted on views, when the options ask for pasting."""
+        if self.options.detector_paste_share <= 0:
+            return None
+        return patch_bank(
+            [
+                (loaded.image, loaded.boxes, photo.background_known)
+                for loaded, photo in zip(train, self.prepared.train_photos, strict=True)
+            ]
+        )
 
     def _lower_features(self) -> LowerFeatures:
         """The frozen lower backbone as a function on pixel batches, run once per view.
@@ -290,13 +304,19 @@ class DetectorRun:
         size = self.options.detector_batch_size
         chunks = [order[start : start + size] for start in range(0, len(order) - size + 1, size)]
         seeds = rng.integers(0, 2**31, size=len(chunks))
+        paste_plan = PastePlan(share=self.options.detector_paste_share) if self.bank else None
 
         def draw(chunk: np.ndarray, seed: int) -> Batch:
             view_rng = np.random.default_rng(seed)
             return self._batch(
                 [
                     augmented_view(
-                        photos[index].image, photos[index].boxes, self.size, rng=view_rng
+                        photos[index].image,
+                        photos[index].boxes,
+                        self.size,
+                        rng=view_rng,
+                        bank=self.bank,
+                        paste_plan=paste_plan,
                     )
                     for index in chunk
                 ],

@@ -42,7 +42,8 @@ class TrainOptions:
     ``architecture="detector"`` trains the one-pass detector (``detector_*``: its input size,
     epochs, batch, learning rate and the width of its pyramid and head;
     ``detector_serving_size`` is the input size the saved detector answers at, None for the
-    training size) and, when the data has logo-free regions, its second look (``verifier``): a
+    training size; ``detector_paste_share`` the share of its training views other training logos
+    and background patches are pasted on, ``monitor.inference.pasting``) and, when the data has logo-free regions, its second look (``verifier``): a
     window classifier at ``verifier_input_size`` pixels on windows ``verifier_context`` times the
     box around the detector's ``verifier_candidates`` best candidates, trained on the detector's
     own candidates plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
@@ -95,6 +96,7 @@ class TrainOptions:
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
     detector_head_width: int = 128
+    detector_paste_share: float = 0.0
     verifier: bool = True
     verifier_input_size: int = 160
     verifier_context: float = 1.6
@@ -153,6 +155,8 @@ def _option_problems(options: TrainOptions) -> list[str]:
             "finetune_from_block and verifier_finetune_from_block must be MobileNetV2 blocks "
             "between 1 and 16"
         )
+    if not 0.0 <= options.detector_paste_share <= 1.0:
+        problems.append("detector_paste_share must be between 0 and 1")
     if not 8 <= options.detector_head_width <= 512:
         problems.append("detector_head_width must be between 8 and 512")
     if not 0 <= options.dropout_rate < 1:
