@@ -249,15 +249,21 @@ class DetectorRun:
         return loaded
 
     def _patch_bank(self, train: Sequence[TrainingPhoto]) -> PatchBank | None:
-        """The training logos and backgrounds pasted on views, when the options ask for pasting."""
+        """The training logos and backgrounds pasted on views, when the options ask for pasting.
+
+        Only photos with real boxes give logos: a photo standing whole for its logo (a folder per
+        brand) pasted into another would teach that a picture in a picture is a logo.
+        """
         if self.options.detector_paste_share <= 0:
             return None
-        return patch_bank(
+        bank = patch_bank(
             [
                 (loaded.image, loaded.boxes, photo.background_known)
                 for loaded, photo in zip(train, self.prepared.train_photos, strict=True)
+                if not photo.logo_place_unknown
             ]
         )
+        return None if bank.empty else bank
 
     def _lower_features(self) -> LowerFeatures:
         """The frozen lower backbone as a function on pixel batches, run once per view.

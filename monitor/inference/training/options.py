@@ -98,7 +98,7 @@ class TrainOptions:
     detector_batch_size: int = 16
     detector_learning_rate: float = 2e-3
     detector_head_width: int = 128
-    detector_paste_share: float = 0.0
+    detector_paste_share: float = 0.5
     detector_average_weights: bool = False
     verifier: bool = True
     verifier_input_size: int = 160
