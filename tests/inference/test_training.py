@@ -278,24 +278,6 @@ def test_the_detector_trains_on_added_boxes_without_their_extents(tmp_path: Path
     assert read_metadata(info.model_dir).architecture == "detector"
 
 
-def test_the_detector_trains_with_pasted_logos_and_averaged_weights(tmp_path: Path) -> None:
-    dataset = write_flickr_dataset(tmp_path / "set", photos_per_brand=4)
-    options = replace(
-        FAST_DETECTOR,
-        detector_epochs=4,
-        verifier=False,
-        detector_paste_share=1.0,
-        detector_average_weights=True,
-    )
-    info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
-    metrics = json.loads((info.model_dir / METRICS_FILE).read_text())
-    head = metrics["stages"]["detector_head"]
-    # Epochs 2-4 are validated and averaged; the average competes with the best of them.
-    assert head["averaged_weights_loss"] is not None
-    assert head["best_epoch"] in (0, 2, 3, 4)
-    assert head["kept_validation_losses"] is not None
-
-
 def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> None:
     dataset = write_brand_folders(tmp_path / "set", per_brand=4)
     negatives = tmp_path / "negatives"

@@ -192,8 +192,6 @@ class DetectorRun:
         self.verifier_run: TrainingRun | None = None
         self.verifier_settings: VerifierSettings | None = None
         self.box_scale = 1.0
-        self.averaged_loss: float | None = None
-        self.averaged_validation: tuple[float, ...] | None = None
         self.bank: PatchBank | None = None
         self._fitted_predict: DetectorPredict | None = None
 
@@ -357,7 +355,6 @@ class DetectorRun:
         first_validated = math.ceil(options.detector_epochs * VALIDATE_FROM)
         best_weights = self._weights()
         best_value = np.inf
-        averaged = _WeightSum() if options.detector_average_weights else None
         for epoch in range(1, options.detector_epochs + 1):
             sums = np.zeros(len(LOSS_NAMES))
             for step, batch in enumerate(self._epoch_batches(train, rng, lower), start=1):
@@ -378,8 +375,6 @@ class DetectorRun:
                 sums / steps_per_epoch, evaluate, validation if epoch >= first_validated else ()
             )
             self.epochs.append(result)
-            if averaged is not None and epoch >= first_validated:
-                averaged.add(self._weights())
             value = result.validation_total
             if value is None or value < best_value:
                 best_value = np.inf if value is None else value
@@ -395,33 +390,7 @@ class DetectorRun:
                     metrics=_epoch_metrics(result),
                 )
             )
-        if averaged is not None and averaged.count > 1 and validation:
-            best_weights = self._prefer_average(
-                averaged, best_weights, best_value, evaluate, validation
-            )
         self._set_weights(best_weights)
-
-    def _prefer_average(
-        self,
-        averaged: _WeightSum,
-        best_weights: tuple[list[np.ndarray], list[np.ndarray]],
-        best_value: float,
-        evaluate: Any,
-        validation: Sequence[Batch],
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The average of the validated epochs' weights when its validation loss is lower still.
-
-        With batch normalisation frozen the averaged weights need no statistics recomputed.
-        """
-        self._set_weights(averaged.mean())
-        result = _epoch_result(np.zeros(len(LOSS_NAMES)), evaluate, validation)
-        value = result.validation_total
-        self.averaged_loss = None if value is None else round(value, 4)
-        if value is not None and value < best_value:
-            self.best_epoch = 0
-            self.averaged_validation = result.validation
-            return self._weights()
-        return best_weights
 
     def _weights(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return self.upper.get_weights(), self.head.get_weights()
@@ -687,46 +656,20 @@ class DetectorRun:
 
     def stage_summaries(self) -> dict[str, Any]:
         """The head stage: epochs run, the kept epoch and its validation losses."""
-        kept = (
-            self.epochs[self.best_epoch - 1].validation
-            if self.best_epoch
-            else self.averaged_validation
-        )
+        kept = self.epochs[self.best_epoch - 1] if self.best_epoch else None
         return {
             "detector_head": {
                 "epochs": len(self.epochs),
                 "best_epoch": self.best_epoch,
-                "averaged_weights_loss": self.averaged_loss,
                 "kept_validation_losses": (
-                    dict(zip(LOSS_NAMES, [round(value, 4) for value in kept], strict=True))
-                    if kept is not None
+                    dict(
+                        zip(LOSS_NAMES, [round(value, 4) for value in kept.validation], strict=True)
+                    )
+                    if kept is not None and kept.validation is not None
                     else None
                 ),
             }
         }
-
-
-class _WeightSum:
-    """The running sum of the upper backbone's and head's weights over epochs, for their mean."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._sums: list[np.ndarray] = []
-        self._split = 0
-
-    def add(self, weights: tuple[list[np.ndarray], list[np.ndarray]]) -> None:
-        flat = [*weights[0], *weights[1]]
-        if not self._sums:
-            self._split = len(weights[0])
-            self._sums = [value.astype(np.float64) for value in flat]
-        else:
-            for total, value in zip(self._sums, flat, strict=True):
-                total += value
-        self.count += 1
-
-    def mean(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        means = [(total / self.count).astype(np.float32) for total in self._sums]
-        return means[: self._split], means[self._split :]
 
 
 def _device_function(

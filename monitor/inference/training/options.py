@@ -43,14 +43,13 @@ class TrainOptions:
     epochs, batch, learning rate and the width of its pyramid and head;
     ``detector_serving_size`` is the input size the saved detector answers at, None for the
     training size; ``detector_paste_share`` the share of its training views other training logos
-    and background patches are pasted on, ``monitor.inference.pasting``;
-    ``detector_average_weights`` keeps the mean of the validated epochs' weights when its
-    validation loss beats the best epoch's) and, when the data has logo-free regions, its second look (``verifier``): a
-    window classifier at ``verifier_input_size`` pixels on windows ``verifier_context`` times the
-    box around the detector's ``verifier_candidates`` best candidates, trained on the detector's
-    own candidates plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
-    ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows
-    carrying ``verifier_no_logo_share`` of its loss.
+    and background patches are pasted on, ``monitor.inference.pasting``) and, when the data has
+    logo-free regions, its second look (``verifier``): a window classifier at
+    ``verifier_input_size`` pixels on windows ``verifier_context`` times the box around the
+    detector's ``verifier_candidates`` best candidates, trained on the detector's own candidates
+    plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
+    ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows carrying
+    ``verifier_no_logo_share`` of its loss.
 
     ``unboxed_logo_lists`` reads the dataset's list of photos whose boxes miss logos they show
     (``monitor.inference.unboxed``): no logo-free picture is cut from those.
@@ -99,7 +98,6 @@ class TrainOptions:
     detector_learning_rate: float = 2e-3
     detector_head_width: int = 128
     detector_paste_share: float = 0.5
-    detector_average_weights: bool = False
     verifier: bool = True
     verifier_input_size: int = 160
     verifier_context: float = 1.6
