@@ -278,6 +278,15 @@ def test_the_detector_trains_on_added_boxes_without_their_extents(tmp_path: Path
     assert read_metadata(info.model_dir).architecture == "detector"
 
 
+def test_the_detector_trains_with_pasted_logos(tmp_path: Path) -> None:
+    dataset = write_flickr_dataset(tmp_path / "set", photos_per_brand=4)
+    options = replace(FAST_DETECTOR, detector_epochs=1, verifier=False, detector_paste_share=1.0)
+    info = train_model(dataset_dir=dataset, out_dir=tmp_path / "model", options=options)
+    metrics = json.loads((info.model_dir / METRICS_FILE).read_text())
+    assert metrics["stages"]["detector_head"]["pasted_logo_bank"] > 0
+    assert read_metadata(info.model_dir).architecture == "detector"
+
+
 def test_head_only_training_on_brand_folders_with_negatives(tmp_path: Path) -> None:
     dataset = write_brand_folders(tmp_path / "set", per_brand=4)
     negatives = tmp_path / "negatives"

@@ -661,6 +661,9 @@ class DetectorRun:
             "detector_head": {
                 "epochs": len(self.epochs),
                 "best_epoch": self.best_epoch,
+                "pasted_logo_bank": (
+                    0 if self.bank is None else sum(len(brand) for brand in self.bank.logos)
+                ),
                 "kept_validation_losses": (
                     dict(
                         zip(LOSS_NAMES, [round(value, 4) for value in kept.validation], strict=True)
