@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -197,7 +197,7 @@ def _clip_boxes(boxes: Iterable[LogoBox], size: tuple[int, int]) -> tuple[LogoBo
         clipped = clipped_box(logo.box, size)
         if clipped is None:
             continue
-        candidate = LogoBox(logo.brand, clipped)
+        candidate = replace(logo, box=clipped)
         if candidate not in kept:
             kept.append(candidate)
     return tuple(kept)

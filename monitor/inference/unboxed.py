@@ -358,7 +358,7 @@ def checked_additions(
                 f"{UNBOXED_LOGOS_FILE}: box {logo.box} of {name} has no area inside its "
                 f"{width}x{height} photo"
             )
-        checked.append((name, LogoBox(logo.brand, clipped)))
+        checked.append((name, replace(logo, box=clipped)))
     return tuple(checked)
 
 

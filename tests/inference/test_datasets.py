@@ -11,6 +11,7 @@ from monitor.exceptions import DatasetError
 from monitor.inference.datasets import (
     LabeledPhoto,
     LogoBox,
+    _clip_boxes,
     background_regions,
     grown_boxes,
     held_out_negatives,
@@ -199,3 +200,12 @@ def test_held_out_negatives_are_deterministic_and_as_many_as_asked(tmp_path: Pat
     assert first == held_out_negatives(dataset.photos, count=12, seed=3)
     for photo, region in first:
         assert all(intersection_area(region, logo.box) == 0 for logo in photo.boxes)
+
+
+def test_clipping_keeps_whether_a_boxs_extent_is_known() -> None:
+    boxes = (LogoBox("acme", (-5, 0, 20, 20), extent_known=False), LogoBox("acme", (0, 0, 9, 9)))
+    clipped = _clip_boxes(boxes, (10, 10))
+    assert clipped == (
+        LogoBox("acme", (0, 0, 10, 10), extent_known=False),
+        LogoBox("acme", (0, 0, 9, 9)),
+    )
