@@ -102,9 +102,7 @@ def patch_bank(
             )
             aspects.append((right - left) / (bottom - top))
         if background_known:
-            backgrounds.append(
-                BackgroundSource(picture, tuple(tuple(map(float, box)) for box, _, _ in boxes))  # type: ignore[misc]
-            )
+            backgrounds.append(BackgroundSource(picture, tuple(box for box, _, _ in boxes)))
     return PatchBank(
         logos=tuple(tuple(by_label[label]) for label in sorted(by_label)),
         backgrounds=tuple(backgrounds),

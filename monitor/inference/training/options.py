@@ -45,9 +45,8 @@ class TrainOptions:
     training size; ``detector_paste_share`` the share of its training views other training logos
     and background patches are pasted on, ``monitor.inference.pasting``, off by default: on
     FlickrLogos-27 it moved validation within the run-to-run spread, README "Copy-paste views")
-    and, when the data has
-    logo-free regions, its second look (``verifier``): a window classifier at
-    ``verifier_input_size`` pixels on windows ``verifier_context`` times the box around the
+    and, when the data has logo-free regions, its second look (``verifier``): a window classifier
+    at ``verifier_input_size`` pixels on windows ``verifier_context`` times the box around the
     detector's ``verifier_candidates`` best candidates, trained on the detector's own candidates
     plus ``verifier_jitters`` jittered windows per logo, fine-tuned from block
     ``verifier_finetune_from_block`` at ``verifier_learning_rate``, its "no logo" windows carrying
